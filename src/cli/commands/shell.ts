@@ -1,0 +1,58 @@
+/** @module `claude-vm ssh` (interactive tmux shell) and `claude-vm exec` (scripts, exit code passed through). */
+import type { Command } from 'commander';
+import { ExitError } from '../../protocol/errors.js';
+import type { Context } from '../context.js';
+
+export function shellCommands(program: Command, ctx: Context): void {
+  program
+    .command('ssh <id>')
+    .description('Open an interactive shell in the workspace (a tmux session that later calls reattach)')
+    .action(async (id: string) => {
+      const interactive = !!process.stdin.isTTY && !!process.stdout.isTTY;
+      const size = () => ({ rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 });
+      if (interactive) process.stdin.setRawMode(true);
+      try {
+        const h = await ctx.client().workspaces.shell(id, {
+          tty: interactive ? size() : undefined,
+          stdin: process.stdin,
+          stdout: process.stdout,
+          stderr: process.stderr,
+          env: { TERM: process.env.TERM || 'xterm-256color' },
+        });
+        const onResize = () => h.resize(size().rows, size().cols);
+        process.stdout.on('resize', onResize);
+        const code = await h.exit;
+        process.stdout.off('resize', onResize);
+        throw new ExitError(code);
+      } finally {
+        if (interactive) process.stdin.setRawMode(false);
+        process.stdin.pause();
+      }
+    });
+
+  program
+    .command('exec <id>')
+    .description('Run a command in the project directory of a workspace and pass its exit code through')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .option('-t, --tty', 'allocate a terminal')
+    .option('--no-stdin', 'do not forward standard input')
+    .addHelpText('after', '\nExample:\n  claude-vm exec bold-fire-1234 -- npm test')
+    .action(async (id: string, argv: string[], o: { tty?: boolean; stdin: boolean }) => {
+      // Forward stdin only when something can be read from it: a pipe or a file, never an idle terminal.
+      const forward = o.stdin && (o.tty || !process.stdin.isTTY);
+      if (o.tty && process.stdin.isTTY) process.stdin.setRawMode(true);
+      try {
+        const h = await ctx.client().workspaces.exec(id, {
+          argv,
+          tty: o.tty ? { rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 } : undefined,
+          stdin: forward ? process.stdin : undefined,
+          stdout: process.stdout,
+          stderr: process.stderr,
+        });
+        throw new ExitError(await h.exit);
+      } finally {
+        if (o.tty && process.stdin.isTTY) process.stdin.setRawMode(false);
+        process.stdin.pause();
+      }
+    });
+}

@@ -1,0 +1,107 @@
+/** @module `claude-vm workspace …`: up, list, show, down, delete, logs. */
+import { Option, type Command } from 'commander';
+import { WORKSPACE_STATUSES, type WorkspaceInfo, type WorkspaceStatus } from '../../protocol/types.js';
+import type { Context } from '../context.js';
+import { confirm } from '../options.js';
+import { progressReporter } from '../progress.js';
+import { ago, printJson, table } from '../render.js';
+
+export function workspaceCommands(program: Command, ctx: Context): void {
+  const ws = program.command('workspace').alias('ws').description('Create, list, stop, resume and delete workspaces');
+
+  ws.command('up [target]')
+    .description('Create a workspace from a local path or git URL, or resume one by id')
+    .option('--provider <name>', 'where to run it (default: docker if an engine answers, else local)')
+    .option('--image <image>', 'container image (default: claude-vm/workspace:latest)')
+    .option('--branch <branch>', 'git branch to check out (created if missing)')
+    .option('--name <name>', 'a name to use instead of the id')
+    .option('--json', 'print the workspace as JSON')
+    .addHelpText('after', `
+Examples:
+  claude-vm workspace up .                              copy this directory into a new workspace
+  claude-vm workspace up https://github.com/o/r.git     clone a repository inside a new workspace
+  claude-vm workspace up bold-fire-1234                 resume a stopped workspace`)
+    .action(async (target: string | undefined, o: { provider?: string; image?: string; branch?: string; name?: string; json?: boolean }) => {
+      const progress = progressReporter();
+      let result;
+      try {
+        result = await ctx.client().workspaces.up({ target, provider: o.provider, image: o.image, branch: o.branch, name: o.name }, progress.fn);
+      } finally {
+        progress.done();
+      }
+      for (const n of result.notices) process.stderr.write(`note: ${n}\n`);
+      if (o.json) return printJson(result.workspace);
+      const w = result.workspace;
+      const verb = { created: 'Created', started: 'Started', 'already-running': 'Already running:' }[result.action];
+      process.stdout.write(`${verb} workspace ${w.id}${w.name ? ` (${w.name})` : ''} on ${w.provider}.\n`);
+      process.stdout.write(`  project: ${w.projectDir}\n  shell:   claude-vm ssh ${w.name ?? w.id}\n  run:     claude-vm exec ${w.name ?? w.id} -- <command>\n`);
+    });
+
+  ws.command('list')
+    .alias('ls')
+    .description('List workspaces (deleted ones only with --status deleted)')
+    .option('-l, --long', 'show image, branch, project directory and source')
+    .addOption(new Option('--status <status>', 'only workspaces in this state').choices([...WORKSPACE_STATUSES]))
+    .option('--json', 'print JSON')
+    .action(async (o: { long?: boolean; status?: WorkspaceStatus; json?: boolean }) => {
+      const list = await ctx.client().workspaces.list({ status: o.status });
+      if (o.json) return printJson(list);
+      if (!list.length) return void process.stdout.write(o.status ? `No ${o.status} workspaces.\n` : 'No workspaces. Create one with `claude-vm workspace up <path|git-url>`.\n');
+      process.stdout.write(table(...listTable(list, !!o.long)));
+      for (const w of list.filter((w) => w.status === 'error' && w.statusReason)) process.stdout.write(`${w.id}: ${w.statusReason}\n`);
+    });
+
+  ws.command('show <id>')
+    .description('Show one workspace')
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const w = await ctx.client().workspaces.get(id);
+      if (o.json) return printJson(w);
+      const rows: [string, string][] = [
+        ['id', w.id], ['name', w.name ?? '-'], ['status', w.status + (w.statusReason ? ` (${w.statusReason})` : '')],
+        ['provider', `${w.provider} (${w.providerType})`], ['image', w.image], ['project', `${w.project.name} from ${w.project.source || '(empty)'}`],
+        ['directory', w.projectDir], ['branch', w.branch ?? '-'], ['created', w.createdAt], ['uptime', ago(w.startedAt)],
+      ];
+      process.stdout.write(rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n') + '\n');
+    });
+
+  ws.command('down <id>')
+    .alias('stop')
+    .description('Stop a workspace; its files stay and `up <id>` resumes it')
+    .option('-f, --force', 'kill at once instead of a graceful stop')
+    .action(async (id: string, o: { force?: boolean }) => {
+      const w = await ctx.client().workspaces.down(id, { force: o.force });
+      process.stdout.write(`Stopped workspace ${w.id}.\n`);
+    });
+
+  ws.command('delete <id>')
+    .alias('rm')
+    .description('Delete a workspace; its data is kept unless --purge')
+    .option('-y, --yes', 'do not ask for confirmation')
+    .option('--purge', 'also delete the data (volume or directory) and the record')
+    .action(async (id: string, o: { yes?: boolean; purge?: boolean }) => {
+      const w = await ctx.client().workspaces.get(id);
+      await confirm(o.purge ? `Delete workspace ${w.id} and ALL its files?` : `Delete workspace ${w.id} (its files are kept)?`, o.yes);
+      const r = await ctx.client().workspaces.delete(w.id, { purge: o.purge });
+      process.stdout.write(
+        r.purged ? `Deleted workspace ${r.id} and its data.\n` : `Deleted workspace ${r.id}; its data is kept. \`claude-vm workspace up ${r.id}\` brings it back, \`--purge\` removes it.\n`,
+      );
+    });
+
+  ws.command('logs <id>')
+    .description("Show the workspace's own output (entrypoint and daemon)")
+    .option('-f, --follow', 'keep printing new output')
+    .option('--tail <n>', 'only the last n lines', (v) => parseInt(v, 10))
+    .action(async (id: string, o: { follow?: boolean; tail?: number }) => {
+      await ctx.client().workspaces.logs(id, { follow: o.follow, tail: o.tail, stdout: process.stdout });
+    });
+}
+
+function listTable(list: WorkspaceInfo[], long: boolean): [string[], string[][]] {
+  const headers = ['ID', 'NAME', 'PROJECT', 'PROVIDER', 'STATUS', 'UPTIME', 'CREATED', ...(long ? ['BRANCH', 'IMAGE', 'DIRECTORY', 'SOURCE'] : [])];
+  const rows = list.map((w) => [
+    w.id, w.name ?? '-', w.project.name, w.provider, w.status, ago(w.startedAt), ago(w.createdAt) + ' ago',
+    ...(long ? [w.branch ?? '-', w.image, w.projectDir, w.project.source || '(empty)'] : []),
+  ]);
+  return [headers, rows];
+}

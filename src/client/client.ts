@@ -1,0 +1,48 @@
+/**
+ * @module The only surface the CLI (and later the web UI) talks to. Today it is served in-process; the control
+ * plane will serve the same methods over HTTP, and the CLI will not notice the move.
+ */
+import type { ProviderInfo, ProgressFn, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
+import type { ExecHandle, ProviderOptionSpec } from '../providers/provider.js';
+
+export interface ProviderTypeInfo {
+  type: string;
+  description: string;
+  isolates: boolean;
+  options: ProviderOptionSpec[];
+}
+
+export interface UpResponse {
+  workspace: WorkspaceInfo;
+  action: 'created' | 'started' | 'already-running';
+  notices: string[];
+}
+
+export interface StreamIo {
+  tty?: { rows: number; cols: number };
+  stdin?: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  env?: Record<string, string>;
+}
+
+export interface ClaudeVmClient {
+  providers: {
+    types(): ProviderTypeInfo[];
+    list(): Promise<ProviderInfo[]>;
+    add(req: { name: string; type?: string; options?: Record<string, string> }): Promise<ProviderInfo>;
+    setOptions(name: string, options: Record<string, string>): Promise<ProviderInfo>;
+    delete(name: string): Promise<void>;
+  };
+  workspaces: {
+    up(req: UpRequest, progress?: ProgressFn): Promise<UpResponse>;
+    list(filter?: { status?: WorkspaceStatus }): Promise<WorkspaceInfo[]>;
+    get(ref: string): Promise<WorkspaceInfo>;
+    down(ref: string, opts?: { force?: boolean }): Promise<WorkspaceInfo>;
+    delete(ref: string, opts?: { purge?: boolean }): Promise<{ id: string; purged: boolean }>;
+    exec(ref: string, req: StreamIo & { argv: string[] }): Promise<ExecHandle>;
+    shell(ref: string, req: StreamIo): Promise<ExecHandle>;
+    logs(ref: string, opts: { follow?: boolean; tail?: number; stdout: NodeJS.WritableStream }): Promise<void>;
+  };
+  close(): void;
+}

@@ -1,0 +1,39 @@
+/** @module Serves the client surface from this process, with the state store under $CLAUDE_VM_HOME. */
+import { ProviderService } from '../core/providers.js';
+import { WorkspaceService } from '../core/workspaces.js';
+import { PROVIDER_TYPES } from '../providers/registry.js';
+import { StateStore } from '../store/state.js';
+import type { ClaudeVmClient } from './client.js';
+
+export function inProcessClient(home: string): ClaudeVmClient {
+  // Opened on first use, so help texts and provider type listings never touch the state store.
+  let services: { store: StateStore; providers: ProviderService; workspaces: WorkspaceService } | undefined;
+  const s = () => {
+    if (!services) {
+      const store = StateStore.open(home);
+      const providers = new ProviderService(store, home);
+      services = { store, providers, workspaces: new WorkspaceService(store, providers) };
+    }
+    return services;
+  };
+  return {
+    providers: {
+      types: () => Object.values(PROVIDER_TYPES).map(({ type, description, isolates, options }) => ({ type, description, isolates, options })),
+      list: () => s().providers.list(),
+      add: (req) => s().providers.add(req),
+      setOptions: (name, options) => s().providers.setOptions(name, options),
+      delete: (name) => s().providers.delete(name),
+    },
+    workspaces: {
+      up: (req, progress) => s().workspaces.up(req, progress),
+      list: (filter) => s().workspaces.list(filter),
+      get: (ref) => s().workspaces.get(ref),
+      down: (ref, opts) => s().workspaces.down(ref, opts),
+      delete: (ref, opts) => s().workspaces.delete(ref, opts),
+      exec: (ref, req) => s().workspaces.exec(ref, req),
+      shell: (ref, req) => s().workspaces.shell(ref, req),
+      logs: (ref, opts) => s().workspaces.logs(ref, opts),
+    },
+    close: () => services?.store.close(),
+  };
+}

@@ -1,0 +1,114 @@
+/** @module Provider configurations: add, list, change, delete, and choosing one when the user did not. */
+import { UserError } from '../protocol/errors.js';
+import type { ProviderInfo } from '../protocol/types.js';
+import type { Provider } from '../providers/provider.js';
+import { PROVIDER_TYPES } from '../providers/registry.js';
+import { StateStore, type ProviderRow } from '../store/state.js';
+import { connectEngine, pingEngine } from '../providers/docker/engine.js';
+
+export interface AddProviderRequest {
+  name: string;
+  /** Defaults to the name, so `provider add docker` just works. */
+  type?: string;
+  options?: Record<string, string>;
+}
+
+export class ProviderService {
+  constructor(
+    private readonly store: StateStore,
+    private readonly home: string,
+  ) {}
+
+  async list(): Promise<ProviderInfo[]> {
+    return (await this.store.listProviders()).map((r) => this.info(r));
+  }
+
+  async add(req: AddProviderRequest): Promise<ProviderInfo> {
+    if (!/^[a-z][a-z0-9-]{0,31}$/.test(req.name)) {
+      throw new UserError('invalid_argument', `Invalid provider name "${req.name}".`, 'Use lower-case letters, digits and dashes, starting with a letter.');
+    }
+    const type = req.type ?? req.name;
+    const factory = PROVIDER_TYPES[type];
+    if (!factory) {
+      throw new UserError('invalid_argument', `Unknown provider type "${type}".`, `Known types: ${Object.keys(PROVIDER_TYPES).join(', ')}. Pass --type for a custom name.`);
+    }
+    if (await this.store.getProvider(req.name)) {
+      throw new UserError('already_exists', `Provider "${req.name}" already exists.`, `Change it with \`claude-vm provider set-options ${req.name} --option k=v\`.`);
+    }
+    const options = req.options ?? {};
+    validateOptions(type, options);
+    await this.store.insertProvider({ name: req.name, type, options });
+    return this.info((await this.store.getProvider(req.name))!);
+  }
+
+  async setOptions(name: string, options: Record<string, string>): Promise<ProviderInfo> {
+    const row = await this.require(name);
+    validateOptions(row.type, options);
+    // An empty value removes the option, so a mistaken setting can be undone.
+    const merged = Object.fromEntries(Object.entries({ ...row.options, ...options }).filter(([, v]) => v !== ''));
+    await this.store.updateProviderOptions(name, merged);
+    return this.info((await this.store.getProvider(name))!);
+  }
+
+  async delete(name: string): Promise<void> {
+    await this.require(name);
+    const n = await this.store.countWorkspacesOn(name);
+    if (n > 0) {
+      throw new UserError('wrong_state', `Provider "${name}" still has ${n} workspace(s).`, 'Delete them first with `claude-vm workspace delete <id> --purge`.');
+    }
+    await this.store.deleteProvider(name);
+  }
+
+  async require(name: string): Promise<ProviderRow> {
+    const row = await this.store.getProvider(name);
+    if (row) return row;
+    // The two built-in types need no configuration; register them on first use.
+    if (name === 'docker' || name === 'local') {
+      await this.store.insertProvider({ name, type: name, options: {} });
+      return (await this.store.getProvider(name))!;
+    }
+    throw new UserError('not_found', `No provider named "${name}".`, 'See `claude-vm provider list`, or add one with `claude-vm provider add <name>`.');
+  }
+
+  /** `--provider`, else $CLAUDE_VM_PROVIDER, else Docker when an engine answers, else the local provider. */
+  async choose(requested?: string): Promise<{ row: ProviderRow; notice?: string }> {
+    const name = requested || process.env.CLAUDE_VM_PROVIDER;
+    if (name) return { row: await this.require(name) };
+    const { docker, where } = connectEngine();
+    try {
+      await pingEngine(docker, where);
+      return { row: await this.require('docker') };
+    } catch {
+      return { row: await this.require('local'), notice: `No Docker engine answered at ${where}; using the local provider.` };
+    }
+  }
+
+  instantiate(row: ProviderRow): Provider {
+    const factory = PROVIDER_TYPES[row.type];
+    if (!factory) throw new UserError('invalid_argument', `Provider "${row.name}" has unknown type "${row.type}".`, 'Upgrade claude-vm or delete the provider.');
+    return factory.create(row.options, this.home);
+  }
+
+  private info(r: ProviderRow): ProviderInfo {
+    return {
+      name: r.name,
+      type: r.type,
+      options: StateStore.maskOptions(r.options),
+      isolates: PROVIDER_TYPES[r.type]?.isolates ?? false,
+      createdAt: r.createdAt,
+    };
+  }
+}
+
+function validateOptions(type: string, options: Record<string, string>): void {
+  const known = PROVIDER_TYPES[type]!.options.map((o) => o.name);
+  for (const k of Object.keys(options)) {
+    if (!known.includes(k)) {
+      throw new UserError(
+        'invalid_argument',
+        `Provider type "${type}" has no option "${k}".`,
+        known.length ? `Known options: ${known.join(', ')}.` : `The ${type} provider takes no options.`,
+      );
+    }
+  }
+}

@@ -1,0 +1,309 @@
+/** @module Workspace lifecycle: up (create or resume), list, down, delete, exec, shell, logs. */
+import { posix } from 'node:path';
+import { UserError, errorMessage } from '../protocol/errors.js';
+import type { ProgressFn, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
+import type { ExecHandle, Provider, ResourceRefs } from '../providers/provider.js';
+import { newId, newWorkspaceId } from '../store/ids.js';
+import type { StateStore, WorkspaceRow } from '../store/state.js';
+import { DEFAULT_IMAGE } from './defaults.js';
+import { populate } from './populate.js';
+import type { ProviderService } from './providers.js';
+import { currentBranch, looksLikeGitUrl, looksLikePath, resolveSource, type Source } from './sources.js';
+
+export interface UpResult {
+  workspace: WorkspaceInfo;
+  action: 'created' | 'started' | 'already-running';
+  /** Things the user should know (no isolation, fallback provider). */
+  notices: string[];
+}
+
+export interface ListFilter {
+  status?: WorkspaceStatus;
+}
+
+export interface ExecRequest {
+  argv: string[];
+  tty?: { rows: number; cols: number };
+  stdin?: NodeJS.ReadableStream;
+  stdout: NodeJS.WritableStream;
+  stderr?: NodeJS.WritableStream;
+  env?: Record<string, string>;
+}
+
+const NAME = /^[a-z0-9][a-z0-9-]{0,39}$/;
+
+export class WorkspaceService {
+  constructor(
+    private readonly store: StateStore,
+    private readonly providers: ProviderService,
+  ) {}
+
+  async up(req: UpRequest, progress: ProgressFn = () => undefined): Promise<UpResult> {
+    const target = req.target;
+    if (target && !looksLikeGitUrl(target)) {
+      const existing = await this.findExact(target);
+      if (existing) return this.resume(existing, req, progress);
+      if (!looksLikePath(target)) {
+        const byPrefix = await this.matches(target);
+        if (byPrefix.length === 1) return this.resume(byPrefix[0]!, req, progress);
+        if (byPrefix.length > 1) throw ambiguous(target, byPrefix);
+      }
+    }
+    return this.create(req, progress);
+  }
+
+  private async create(req: UpRequest, progress: ProgressFn): Promise<UpResult> {
+    // Everything that can be checked without side effects is checked first.
+    let source: Source;
+    try {
+      source = resolveSource(req.target);
+    } catch (e) {
+      if (e instanceof UserError && e.code === 'not_found' && req.target && !looksLikePath(req.target)) {
+        throw new UserError('not_found', `No workspace, directory or repository matches "${req.target}".`, 'See `claude-vm workspace list`, or pass ./path or a git URL.');
+      }
+      throw e;
+    }
+    if (req.name !== undefined) {
+      if (!NAME.test(req.name)) throw new UserError('invalid_argument', `Invalid workspace name "${req.name}".`, 'Use lower-case letters, digits and dashes (at most 40).');
+      if (await this.store.nameTaken(req.name)) {
+        throw new UserError('already_exists', `A workspace named "${req.name}" already exists.`, 'Pick another --name, or resume it with `claude-vm workspace up ' + req.name + '`.');
+      }
+    }
+    const chosen = await this.providers.choose(req.provider);
+    const provider = this.providers.instantiate(chosen.row);
+    const notices = chosen.notice ? [chosen.notice] : [];
+    if (!provider.isolates) notices.push(`The ${chosen.row.name} provider does not isolate: commands and agents run as you, on this machine, with your files and network.`);
+    const image = req.image || DEFAULT_IMAGE;
+    progress({ step: 'Checking provider', detail: chosen.row.name });
+    await provider.check({ image }, progress);
+
+    let id = newWorkspaceId();
+    while (await this.store.getWorkspace(id)) id = newWorkspaceId();
+    const project = await this.store.findOrCreateProject(source, () => newId('prj'));
+    const branch = req.branch ?? (source.sourceKind === 'path' ? currentBranch(source.source) : null);
+    const spec = { id, image, labels: labels(id, project.name), env: workspaceEnv(id) };
+
+    await this.store.insertWorkspace({
+      id,
+      name: req.name ?? null,
+      projectId: project.id,
+      provider: chosen.row.name,
+      image,
+      branch,
+      projectDir: '',
+      status: 'creating',
+    });
+    let refs: ResourceRefs | undefined;
+    try {
+      refs = await provider.create(spec, progress);
+      const projectDir = posix.join(provider.workspaceRoot(refs), project.name);
+      await this.store.updateWorkspace(id, { resources: refs, projectDir });
+      await provider.start(refs, progress);
+      await populate(provider, refs, source, projectDir, req.branch ?? null, progress);
+      await this.store.updateWorkspace(id, { status: 'running', statusReason: null, startedAt: new Date().toISOString() });
+    } catch (e) {
+      // Roll back completely: a failed `up` of a new workspace leaves no container, volume or row.
+      progress({ step: 'Cleaning up', detail: errorMessage(e) });
+      if (refs) await provider.delete(refs, { purge: true }).catch(() => undefined);
+      await this.store.deleteWorkspace(id);
+      await this.store.deleteProjectIfUnused(project.id);
+      throw e;
+    }
+    return { workspace: await this.info(id), action: 'created', notices };
+  }
+
+  private async resume(w: WorkspaceRow, req: UpRequest, progress: ProgressFn): Promise<UpResult> {
+    if (req.image || req.branch || req.name) {
+      throw new UserError('invalid_argument', `Workspace ${w.id} already exists; --image, --branch and --name only apply to new workspaces.`);
+    }
+    if (req.provider && req.provider !== w.provider) {
+      throw new UserError('invalid_argument', `Workspace ${w.id} lives on provider "${w.provider}".`, 'Moving a workspace to another provider needs a snapshot (not yet supported).');
+    }
+    const row = await this.providers.require(w.provider);
+    const provider = this.providers.instantiate(row);
+    const notices = provider.isolates ? [] : [`The ${row.name} provider does not isolate: commands run as you, on this machine.`];
+    const current = w.status === 'deleted' ? { state: 'missing' as const } : await provider.status(w.resources);
+    if (current.state === 'running') {
+      if (w.status !== 'running') await this.store.updateWorkspace(w.id, { status: 'running', statusReason: null });
+      return { workspace: await this.info(w.id), action: 'already-running', notices };
+    }
+    await this.store.updateWorkspace(w.id, { status: 'starting', statusReason: null });
+    try {
+      let refs = w.resources;
+      if (current.state === 'missing') {
+        // The compute is gone but the data may not be: recreate around the kept volume or directory.
+        progress({ step: 'Recreating workspace', detail: 'from its kept data' });
+        await provider.check({ image: w.image }, progress);
+        await provider.delete(refs, { purge: false }).catch(() => undefined);
+        refs = await provider.create({ id: w.id, image: w.image, labels: labels(w.id, w.project.name), env: workspaceEnv(w.id) }, progress);
+        await this.store.updateWorkspace(w.id, { resources: refs });
+      }
+      await provider.start(refs, progress);
+      await this.store.updateWorkspace(w.id, { status: 'running', statusReason: null, startedAt: new Date().toISOString() });
+    } catch (e) {
+      await this.store.updateWorkspace(w.id, { status: 'error', statusReason: `Start failed: ${errorMessage(e)}` });
+      throw e;
+    }
+    return { workspace: await this.info(w.id), action: 'started', notices };
+  }
+
+  /** Lists workspaces with their live state: the provider is the truth, the store a cache of it. */
+  async list(filter: ListFilter = {}): Promise<WorkspaceInfo[]> {
+    const rows = await this.store.listWorkspaces();
+    await Promise.all(rows.map((r) => this.reconcile(r).catch(() => undefined)));
+    const infos = await Promise.all(rows.map((r) => this.info(r.id)));
+    return infos.filter((w) => (filter.status ? w.status === filter.status : w.status !== 'deleted'));
+  }
+
+  async get(ref: string): Promise<WorkspaceInfo> {
+    const w = await this.resolve(ref);
+    await this.reconcile(w).catch(() => undefined);
+    return this.info(w.id);
+  }
+
+  async down(ref: string, opts: { force?: boolean } = {}): Promise<WorkspaceInfo> {
+    const w = await this.resolve(ref);
+    if (w.status === 'deleted') throw new UserError('wrong_state', `Workspace ${w.id} is deleted.`, `Bring it back with \`claude-vm workspace up ${w.id}\`.`);
+    const provider = await this.providerFor(w);
+    await this.store.updateWorkspace(w.id, { status: 'stopping' });
+    try {
+      await provider.stop(w.resources, opts);
+    } catch (e) {
+      await this.store.updateWorkspace(w.id, { status: 'error', statusReason: `Stop failed: ${errorMessage(e)}` });
+      throw e;
+    }
+    await this.store.updateWorkspace(w.id, { status: 'stopped', statusReason: null, startedAt: null });
+    return this.info(w.id);
+  }
+
+  /**
+   * Without purge the compute goes but the data stays (volume or directory), and `up <id>` recreates the workspace.
+   * With purge everything goes, including the record.
+   */
+  async delete(ref: string, opts: { purge?: boolean } = {}): Promise<{ id: string; purged: boolean }> {
+    const w = await this.resolve(ref);
+    const provider = await this.providerFor(w);
+    await this.store.updateWorkspace(w.id, { status: 'deleting' });
+    try {
+      await provider.delete(w.resources, { purge: !!opts.purge });
+    } catch (e) {
+      await this.store.updateWorkspace(w.id, { status: 'error', statusReason: `Delete failed: ${errorMessage(e)}` });
+      throw e;
+    }
+    if (opts.purge) {
+      await this.store.deleteWorkspace(w.id);
+      await this.store.deleteProjectIfUnused(w.project.id);
+    } else {
+      const { container: _gone, ...kept } = w.resources;
+      await this.store.updateWorkspace(w.id, { status: 'deleted', statusReason: null, resources: kept, startedAt: null });
+    }
+    return { id: w.id, purged: !!opts.purge };
+  }
+
+  async exec(ref: string, req: ExecRequest): Promise<ExecHandle> {
+    const w = await this.requireRunning(ref);
+    const provider = await this.providerFor(w);
+    return provider.exec(w.resources, {
+      argv: req.argv,
+      cwd: w.projectDir,
+      env: req.env,
+      tty: req.tty,
+      stdin: req.stdin as never,
+      stdout: req.stdout as never,
+      stderr: req.stderr as never,
+    });
+  }
+
+  /** An interactive shell inside the workspace's tmux session `main`, so a later `ssh` reattaches to it. */
+  async shell(ref: string, req: Omit<ExecRequest, 'argv'>): Promise<ExecHandle> {
+    const w = await this.requireRunning(ref);
+    const provider = await this.providerFor(w);
+    const script =
+      'if command -v tmux >/dev/null 2>&1; then exec tmux new-session -A -s main -c "$1"; fi; ' +
+      'echo "claude-vm: tmux is not installed in this image; starting a plain shell (it will not persist)." >&2; ' +
+      'cd "$1"; if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi';
+    return provider.exec(w.resources, {
+      argv: ['sh', '-c', script, 'sh', w.projectDir],
+      cwd: w.projectDir,
+      env: req.env,
+      tty: req.tty,
+      stdin: req.stdin as never,
+      stdout: req.stdout as never,
+      stderr: req.stderr as never,
+    });
+  }
+
+  async logs(ref: string, opts: { follow?: boolean; tail?: number; stdout: NodeJS.WritableStream }): Promise<void> {
+    const w = await this.resolve(ref);
+    if (w.status === 'deleted') throw new UserError('wrong_state', `Workspace ${w.id} is deleted; it has no logs.`);
+    const provider = await this.providerFor(w);
+    await provider.logs(w.resources, { follow: opts.follow, tail: opts.tail, stdout: opts.stdout as never });
+  }
+
+  /** Exact id or name, then a unique prefix of either. */
+  async resolve(ref: string): Promise<WorkspaceRow> {
+    const exact = await this.findExact(ref);
+    if (exact) return exact;
+    const m = await this.matches(ref);
+    if (m.length === 1) return m[0]!;
+    if (m.length > 1) throw ambiguous(ref, m);
+    throw new UserError('not_found', `No workspace matches "${ref}".`, 'See `claude-vm workspace list --status deleted` and `claude-vm workspace list`.');
+  }
+
+  private async findExact(ref: string): Promise<WorkspaceRow | undefined> {
+    return (await this.store.listWorkspaces()).find((w) => w.id === ref || w.name === ref);
+  }
+
+  private async matches(prefix: string): Promise<WorkspaceRow[]> {
+    if (!prefix) return [];
+    return (await this.store.listWorkspaces()).filter((w) => w.id.startsWith(prefix) || (w.name ?? '').startsWith(prefix));
+  }
+
+  private async requireRunning(ref: string): Promise<WorkspaceRow> {
+    const w = await this.resolve(ref);
+    await this.reconcile(w).catch(() => undefined);
+    const fresh = (await this.store.getWorkspace(w.id))!;
+    if (fresh.status !== 'running') {
+      throw new UserError('wrong_state', `Workspace ${w.id} is ${fresh.status}${fresh.statusReason ? ` (${fresh.statusReason})` : ''}.`, `Start it with \`claude-vm workspace up ${w.id}\`.`);
+    }
+    return fresh;
+  }
+
+  private async providerFor(w: WorkspaceRow): Promise<Provider> {
+    return this.providers.instantiate(await this.providers.require(w.provider));
+  }
+
+  /** Brings the stored status in line with what the provider reports (a dockerd restart, a container killed by hand). */
+  private async reconcile(w: WorkspaceRow): Promise<void> {
+    if (!['running', 'stopped', 'error'].includes(w.status)) return;
+    const s = await (await this.providerFor(w)).status(w.resources);
+    const next: { status: WorkspaceStatus; reason: string | null } =
+      s.state === 'running' ? { status: 'running', reason: null }
+      : s.state === 'stopped' ? { status: 'stopped', reason: w.status === 'error' ? w.statusReason : null }
+      : { status: 'error', reason: s.detail ?? 'the provider reports an error' };
+    if (next.status !== w.status || next.reason !== w.statusReason) {
+      await this.store.updateWorkspace(w.id, { status: next.status, statusReason: next.reason, ...(next.status === 'running' ? {} : { startedAt: null }) });
+    }
+  }
+
+  private async info(id: string): Promise<WorkspaceInfo> {
+    const w = await this.store.getWorkspace(id);
+    if (!w) throw new UserError('not_found', `Workspace ${id} no longer exists.`);
+    const row = await this.store.getProvider(w.provider);
+    const { resources: _r, ...rest } = w;
+    return { ...rest, providerType: row?.type ?? 'unknown' };
+  }
+}
+
+function labels(id: string, project: string): Record<string, string> {
+  return { 'dev.claude-vm.workspace': id, 'dev.claude-vm.project': project };
+}
+
+function workspaceEnv(id: string): Record<string, string> {
+  return { CLAUDE_VM_WORKSPACE_ID: id };
+}
+
+function ambiguous(ref: string, rows: WorkspaceRow[]): UserError {
+  const names = rows.slice(0, 5).map((r) => r.name ? `${r.id} (${r.name})` : r.id).join(', ');
+  return new UserError('ambiguous', `"${ref}" matches ${rows.length} workspaces: ${names}.`, 'Type more of the id.');
+}

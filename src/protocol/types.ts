@@ -1,0 +1,64 @@
+/** @module Public shapes that cross the client boundary (CLI today, HTTP API later). No I/O here. */
+
+// `deleted`: the compute is gone but the data is kept (volume now, snapshots later); `up` brings it back.
+export const WORKSPACE_STATUSES = ['creating', 'starting', 'running', 'stopping', 'stopped', 'deleting', 'deleted', 'error'] as const;
+export type WorkspaceStatus = (typeof WORKSPACE_STATUSES)[number];
+
+export interface ProviderInfo {
+  name: string;
+  type: string;
+  /** Option values; secret ones are replaced by "********" before they leave the store. */
+  options: Record<string, string>;
+  isolates: boolean;
+  createdAt: string;
+}
+
+export interface ProjectInfo {
+  id: string;
+  name: string;
+  /** Where the files came from: an absolute local path, a git URL, or "" for an empty workspace. */
+  source: string;
+  sourceKind: 'path' | 'git' | 'empty';
+}
+
+export interface WorkspaceInfo {
+  id: string;
+  name: string | null;
+  project: ProjectInfo;
+  provider: string;
+  providerType: string;
+  image: string;
+  branch: string | null;
+  /** Absolute path of the project inside the workspace; `exec` and `ssh` start here. */
+  projectDir: string;
+  status: WorkspaceStatus;
+  /** Why the workspace is in `error` (or the last failure), in one sentence. */
+  statusReason: string | null;
+  createdAt: string;
+  updatedAt: string;
+  /** Last time the workspace was started; null while stopped. */
+  startedAt: string | null;
+}
+
+export interface UpRequest {
+  /** Workspace id/name prefix (resume), git URL, local path, or undefined for an empty workspace. */
+  target?: string;
+  provider?: string;
+  image?: string;
+  branch?: string;
+  name?: string;
+}
+
+export interface DeleteRequest {
+  /** Also remove what outlives the container: the volume (and, later, snapshots). */
+  purge?: boolean;
+}
+
+/** Progress of a long operation, rendered by the CLI and later streamed by the API. */
+export interface ProgressEvent {
+  step: string;
+  detail?: string;
+  /** 0..1 when known. */
+  fraction?: number;
+}
+export type ProgressFn = (e: ProgressEvent) => void;

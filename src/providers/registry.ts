@@ -1,0 +1,9 @@
+/** @module The provider types this build knows. One folder per provider; add new ones here. */
+import type { ProviderFactory } from './provider.js';
+import { dockerProviderFactory } from './docker/index.js';
+import { localProviderFactory } from './local/index.js';
+
+export const PROVIDER_TYPES: Record<string, ProviderFactory> = {
+  docker: dockerProviderFactory,
+  local: localProviderFactory,
+};
