@@ -4,6 +4,12 @@ import { WorkspaceService } from '../core/workspaces.js';
 import { PROVIDER_TYPES } from '../providers/registry.js';
 import { StateStore } from '../store/state.js';
 import type { ClaudeVmClient } from './client.js';
+import { createHash } from 'node:crypto';
+
+/** A stable, non-revealing tag for this state store (its path hashed). */
+export function ownerLabel(home: string): string {
+  return createHash('sha256').update(home).digest('hex').slice(0, 12);
+}
 
 export function inProcessClient(home: string): ClaudeVmClient {
   // Opened on first use, so help texts and provider type listings never touch the state store.
@@ -12,7 +18,7 @@ export function inProcessClient(home: string): ClaudeVmClient {
     if (!services) {
       const store = StateStore.open(home);
       const providers = new ProviderService(store, home);
-      services = { store, providers, workspaces: new WorkspaceService(store, providers) };
+      services = { store, providers, workspaces: new WorkspaceService(store, providers, ownerLabel(home)) };
     }
     return services;
   };

@@ -36,6 +36,8 @@ export class WorkspaceService {
   constructor(
     private readonly store: StateStore,
     private readonly providers: ProviderService,
+    /** Labels every resource with the state store it belongs to, so several homes can share one engine. */
+    private readonly owner: string,
   ) {}
 
   async up(req: UpRequest, progress: ProgressFn = () => undefined): Promise<UpResult> {
@@ -81,7 +83,7 @@ export class WorkspaceService {
     while (await this.store.getWorkspace(id)) id = newWorkspaceId();
     const project = await this.store.findOrCreateProject(source, () => newId('prj'));
     const branch = req.branch ?? (source.sourceKind === 'path' ? currentBranch(source.source) : null);
-    const spec = { id, image, labels: labels(id, project.name), env: workspaceEnv(id) };
+    const spec = { id, image, labels: this.labels(id, project.name), env: workspaceEnv(id) };
 
     await this.store.insertWorkspace({
       id,
@@ -135,7 +137,7 @@ export class WorkspaceService {
         progress({ step: 'Recreating workspace', detail: 'from its kept data' });
         await provider.check({ image: w.image }, progress);
         await provider.delete(refs, { purge: false }).catch(() => undefined);
-        refs = await provider.create({ id: w.id, image: w.image, labels: labels(w.id, w.project.name), env: workspaceEnv(w.id) }, progress);
+        refs = await provider.create({ id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id) }, progress);
         await this.store.updateWorkspace(w.id, { resources: refs });
       }
       await provider.start(refs, progress);
@@ -286,6 +288,10 @@ export class WorkspaceService {
     }
   }
 
+  private labels(id: string, project: string): Record<string, string> {
+    return { 'dev.claude-vm.workspace': id, 'dev.claude-vm.project': project, 'dev.claude-vm.owner': this.owner };
+  }
+
   private async info(id: string): Promise<WorkspaceInfo> {
     const w = await this.store.getWorkspace(id);
     if (!w) throw new UserError('not_found', `Workspace ${id} no longer exists.`);
@@ -295,9 +301,6 @@ export class WorkspaceService {
   }
 }
 
-function labels(id: string, project: string): Record<string, string> {
-  return { 'dev.claude-vm.workspace': id, 'dev.claude-vm.project': project };
-}
 
 function workspaceEnv(id: string): Record<string, string> {
   return { CLAUDE_VM_WORKSPACE_ID: id };

@@ -29,7 +29,7 @@ export function dockerMessage(e: unknown): string {
   const json = typeof e === 'object' && e !== null && 'json' in e ? (e as { json: unknown }).json : undefined;
   if (json && typeof json === 'object' && 'message' in json) return String((json as { message: unknown }).message);
   if (Buffer.isBuffer(json)) return json.toString('utf8').trim();
-  return errorMessage(e);
+  return errorMessage(e).replace(/^\(HTTP code \d+\) [a-z ]+ - /, '').trim();
 }
 
 export async function pingEngine(docker: Docker, where: string): Promise<void> {
