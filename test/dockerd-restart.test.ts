@@ -16,7 +16,8 @@ const sock = join(root, 'docker.sock');
 let dockerd: ChildProcess | undefined;
 
 function startEngine(): ChildProcess {
-  const p = spawn('dockerd', [
+  // Its own network namespace: a second dockerd with --bridge=none would otherwise delete the shared docker0.
+  const p = spawn('unshare', ['--net', '--', 'dockerd', 
     '--data-root', join(root, 'data'), '--exec-root', join(root, 'exec'), '--pidfile', join(root, 'dockerd.pid'),
     '-H', `unix://${sock}`, '--bridge=none', '--iptables=false', '--ip6tables=false',
   ], { stdio: 'ignore' });

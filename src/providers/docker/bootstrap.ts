@@ -4,11 +4,13 @@
 export const WORKSPACE_UID = 1000;
 
 /**
- * Entrypoints touch this file when the workspace is usable. /run/claude-vm is a tmpfs, so a restarted container
- * never sees the previous start's marker.
+ * Entrypoints write PID 1's start time here when the workspace is usable. Comparing it with the current PID 1
+ * tells this start's marker from a previous start's (a tmpfs would do, but Docker drops tmpfs modes on restart).
  */
-export const READY_DIR = '/run/claude-vm';
-export const READY_FILE = `${READY_DIR}/ready`;
+export const READY_FILE = '/tmp/.claude-vm-ready';
+const BOOT_ID = "cut -d' ' -f22 /proc/1/stat";
+export const MARK_READY = `${BOOT_ID} > ${READY_FILE}`;
+export const IS_READY = `[ "$(cat ${READY_FILE} 2>/dev/null)" = "$(${BOOT_ID})" ]`;
 
 /**
  * Runs as root once per container start, then idles as PID 1's child (docker --init reaps and forwards signals).
@@ -23,6 +25,6 @@ if ! getent passwd ${WORKSPACE_UID} >/dev/null 2>&1 && ! grep -q ':x:${WORKSPACE
 fi
 mkdir -p /home/dev /workspace
 chown ${WORKSPACE_UID}:${WORKSPACE_UID} /home/dev /workspace
-touch ${READY_FILE}
+${MARK_READY}
 exec sleep infinity 2>/dev/null || while :; do sleep 3600; done
 `;

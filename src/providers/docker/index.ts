@@ -4,7 +4,7 @@ import { PassThrough } from 'node:stream';
 import { UserError } from '../../protocol/errors.js';
 import type { ProgressFn } from '../../protocol/types.js';
 import type { ExecHandle, ExecOptions, LogOptions, Provider, ProviderFactory, ResourceRefs, RuntimeStatus, WorkspaceSpec } from '../provider.js';
-import { BOOTSTRAP_SCRIPT, READY_DIR, READY_FILE, WORKSPACE_UID } from './bootstrap.js';
+import { BOOTSTRAP_SCRIPT, IS_READY, WORKSPACE_UID } from './bootstrap.js';
 import { connectEngine, dockerMessage, pingEngine, statusOf } from './engine.js';
 import { pullImage } from './pull.js';
 
@@ -59,7 +59,6 @@ export class DockerProvider implements Provider {
         HostConfig: {
           Init: true,
           Mounts: [{ Type: 'volume', Source: volume, Target: ROOT }],
-          Tmpfs: { [READY_DIR]: 'rw,mode=1777,size=1m' },
           // Running workspaces come back after a dockerd or host restart; `down` keeps them down.
           RestartPolicy: { Name: 'unless-stopped' },
           SecurityOpt: ['no-new-privileges'],
@@ -92,19 +91,28 @@ export class DockerProvider implements Provider {
       if (!info.State.Running) {
         throw new UserError('provider_unavailable', `The container exited right after starting (code ${info.State.ExitCode}).`, 'See `claude-vm workspace logs <id>`.');
       }
-      const probe = await c.exec({ Cmd: ['test', '-e', READY_FILE], User: '0:0', AttachStdout: false, AttachStderr: false });
-      await probe.start({ Detach: true } as Docker.ExecStartOptions);
-      let exit: number | null = null;
-      for (let i = 0; i < 50 && exit === null; i++) {
-        const r = await probe.inspect();
-        if (!r.Running) exit = r.ExitCode;
-        else await sleep(5);
-      }
-      if (exit === 0) return;
+      if ((await this.probeReady(c)) === 0) return;
       if (Date.now() > deadline) {
         throw new UserError('provider_unavailable', 'The workspace did not become ready within 60 s.', 'See `claude-vm workspace logs <id>`; a custom image needs /bin/sh.');
       }
       await sleep(delay);
+    }
+  }
+
+  /** Exit code of the ready check, or null when the engine cannot exec yet (it may still be tearing down the last run). */
+  private async probeReady(c: Docker.Container): Promise<number | null> {
+    try {
+      const probe = await c.exec({ Cmd: ['sh', '-c', IS_READY], User: '0:0', AttachStdout: false, AttachStderr: false });
+      await probe.start({ Detach: true } as Docker.ExecStartOptions);
+      for (let i = 0; i < 50; i++) {
+        const r = await probe.inspect();
+        if (!r.Running && r.ExitCode !== null) return r.ExitCode;
+        await sleep(5);
+      }
+      return null;
+    } catch (e) {
+      if ([409, 500].includes(statusOf(e) ?? 0)) return null;
+      throw e;
     }
   }
 
