@@ -87,14 +87,14 @@ test('ssh opens a tmux shell in the project directory that a later ssh reattache
   const tmux = (...a: string[]) => spawnSync('tmux', ['-L', host, ...a], { encoding: 'utf8' });
   const env = `CLAUDE_VM_HOME=${cli.home}`;
   try {
-    tmux('new-session', '-d', '-x', '120', '-y', '30', `${env} ${process.execPath} ${BIN} ssh ${id}`);
-    await until(async () => (await cli.run(['exec', id, '--', 'tmux', 'has-session', '-t', 'main'])).code === 0);
+    tmux('new-session', '-d', '-x', '120', '-y', '30', `${env} ${process.execPath} ${BIN} ssh ${id}; sleep 60`);
+    await until(async () => (await cli.run(['exec', id, '--', 'tmux', 'has-session', '-t', 'main'])).code === 0, () => tmux('capture-pane', '-p').stdout);
     tmux('send-keys', 'export MARK=first-visit; pwd > where.txt', 'Enter');
     await until(async () => (await cli.run(['exec', id, '--', 'test', '-s', 'where.txt'])).code === 0);
     // The laptop goes away: the host terminal dies, the workspace shell lives on.
     tmux('kill-server');
-    tmux('new-session', '-d', '-x', '120', '-y', '30', `${env} ${process.execPath} ${BIN} ssh ${id}`);
-    await until(() => Promise.resolve(tmux('capture-pane', '-p').stdout.includes('$')));
+    tmux('new-session', '-d', '-x', '120', '-y', '30', `${env} ${process.execPath} ${BIN} ssh ${id}; sleep 60`);
+    await until(() => Promise.resolve(tmux('capture-pane', '-p').stdout.includes('$')), () => tmux('capture-pane', '-p').stdout);
     tmux('send-keys', 'echo "$MARK" > mark.txt', 'Enter');
     await until(async () => (await cli.run(['exec', id, '--', 'test', '-s', 'mark.txt'])).code === 0);
     const r = await cli.ok(['exec', id, '--', 'cat', 'where.txt', 'mark.txt']);
@@ -105,11 +105,11 @@ test('ssh opens a tmux shell in the project directory that a later ssh reattache
   }
 });
 
-async function until(check: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+async function until(check: () => Promise<boolean>, explain: () => string = () => '', timeoutMs = 20_000): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await check()) return;
     await new Promise((r) => setTimeout(r, 200));
   }
-  throw new Error('condition not met in time');
+  throw new Error(`condition not met in time\n${explain()}`);
 }

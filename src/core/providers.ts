@@ -74,12 +74,12 @@ export class ProviderService {
   async choose(requested?: string): Promise<{ row: ProviderRow; notice?: string }> {
     const name = requested || process.env.CLAUDE_VM_PROVIDER;
     if (name) return { row: await this.require(name) };
-    const { docker, where } = connectEngine();
+    const engine = connectEngine();
     try {
-      await pingEngine(docker, where);
+      await pingEngine(engine);
       return { row: await this.require('docker') };
     } catch {
-      return { row: await this.require('local'), notice: `No Docker engine answered at ${where}; using the local provider.` };
+      return { row: await this.require('local'), notice: `No Docker engine answered at ${engine.where}; using the local provider.` };
     }
   }
 

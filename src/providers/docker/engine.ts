@@ -1,48 +1,130 @@
-/** @module Connects to a Docker engine (local socket, DOCKER_HOST, or a provider `host` option) and maps its errors. */
-import Docker from 'dockerode';
+/**
+ * @module A small client for the Docker Engine API over a unix socket or TCP: JSON calls, streamed bodies, and
+ * hijacked exec connections. Written here rather than pulled in because every CLI call pays its load time.
+ */
+import http from 'node:http';
+import type { Duplex, Readable, Writable } from 'node:stream';
 import { UserError, errorMessage } from '../../protocol/errors.js';
 
-export function connectEngine(host?: string): { docker: Docker; where: string } {
-  const where = host || process.env.DOCKER_HOST || 'unix:///var/run/docker.sock';
-  if (!host) return { docker: new Docker(), where };
-  const url = new URL(host);
-  switch (url.protocol) {
-    case 'unix:':
-      return { docker: new Docker({ socketPath: url.pathname }), where };
-    case 'tcp:':
-    case 'http:':
-      return { docker: new Docker({ host: url.hostname, port: Number(url.port || 2375), protocol: 'http' }), where };
-    case 'https:':
-      return { docker: new Docker({ host: url.hostname, port: Number(url.port || 2376), protocol: 'https' }), where };
-    default:
-      throw new UserError('invalid_argument', `Unsupported Docker host "${host}".`, 'Use unix:///path/to/docker.sock or tcp://host:port.');
+const API = '/v1.41';
+
+export class EngineError extends Error {
+  constructor(
+    readonly statusCode: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'EngineError';
   }
 }
 
-/** HTTP status carried by dockerode errors, if any. */
+export class Engine {
+  private readonly target: { socketPath: string } | { host: string; port: number };
+  private readonly agent = new http.Agent({ keepAlive: true });
+
+  constructor(readonly where: string) {
+    const url = new URL(where);
+    if (url.protocol === 'unix:') this.target = { socketPath: url.pathname };
+    else if (url.protocol === 'tcp:' || url.protocol === 'http:') this.target = { host: url.hostname, port: Number(url.port || 2375) };
+    else throw new UserError('invalid_argument', `Unsupported Docker host "${where}".`, 'Use unix:///path/to/docker.sock or tcp://host:port.');
+  }
+
+  /** A JSON call; 2xx bodies are parsed (empty → undefined), other statuses throw EngineError with Docker's message. */
+  async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    const res = await this.send(method, path, body);
+    const text = await readAll(res);
+    if ((res.statusCode ?? 500) >= 300) throw toError(res.statusCode ?? 500, text);
+    // Most answers are JSON; a few (/_ping) are plain text.
+    const json = (res.headers['content-type'] ?? '').includes('json');
+    return (json && text ? JSON.parse(text) : text || undefined) as T;
+  }
+
+  /** A call whose body is a stream (pull progress, followed logs). */
+  async stream(method: string, path: string, body?: unknown): Promise<http.IncomingMessage> {
+    const res = await this.send(method, path, body);
+    if ((res.statusCode ?? 500) >= 300) throw toError(res.statusCode ?? 500, await readAll(res));
+    return res;
+  }
+
+  /** Starts an exec and hands back the raw two-way connection (Docker's "hijack" via HTTP upgrade). */
+  hijack(path: string, body: unknown): Promise<Duplex> {
+    return new Promise((resolve, reject) => {
+      const req = http.request({
+        ...this.target,
+        method: 'POST',
+        path: API + path,
+        headers: { 'Content-Type': 'application/json', Connection: 'Upgrade', Upgrade: 'tcp' },
+      });
+      req.on('upgrade', (_res, socket) => resolve(socket));
+      req.on('response', (res) => readAll(res).then((t) => reject(toError(res.statusCode ?? 500, t)), reject));
+      req.on('error', reject);
+      req.end(JSON.stringify(body));
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private send(method: string, path: string, body?: unknown): Promise<http.IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const payload = body === undefined ? undefined : JSON.stringify(body);
+      const req = http.request({
+        ...this.target,
+        agent: this.agent,
+        method,
+        path: API + path,
+        headers: payload ? { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(payload) } : {},
+      });
+      req.on('response', resolve);
+      req.on('error', reject);
+      req.end(payload);
+    });
+  }
+}
+
+/** The engine address: a provider `host` option, else DOCKER_HOST, else the local socket. */
+export function connectEngine(host?: string): Engine {
+  return new Engine(host || process.env.DOCKER_HOST || 'unix:///var/run/docker.sock');
+}
+
 export function statusOf(e: unknown): number | undefined {
-  return typeof e === 'object' && e !== null && 'statusCode' in e ? Number((e as { statusCode: unknown }).statusCode) : undefined;
+  return e instanceof EngineError ? e.statusCode : undefined;
 }
 
-/** Docker's own explanation (`json.message`) is more useful than dockerode's "(HTTP code 500) server error". */
-export function dockerMessage(e: unknown): string {
-  const json = typeof e === 'object' && e !== null && 'json' in e ? (e as { json: unknown }).json : undefined;
-  if (json && typeof json === 'object' && 'message' in json) return String((json as { message: unknown }).message);
-  if (Buffer.isBuffer(json)) return json.toString('utf8').trim();
-  return errorMessage(e).replace(/^\(HTTP code \d+\) [a-z ]+ - /, '').trim();
-}
-
-export async function pingEngine(docker: Docker, where: string): Promise<void> {
+export async function pingEngine(engine: Engine): Promise<void> {
   try {
-    await withTimeout(docker.ping(), 5000, 'no answer in 5 s');
+    await withTimeout(engine.call('GET', '/_ping'), 5000, 'no answer in 5 s');
   } catch (e) {
     throw new UserError(
       'provider_unavailable',
-      `Cannot reach the Docker engine at ${where} (${errorMessage(e)}).`,
+      `Cannot reach the Docker engine at ${engine.where} (${errorMessage(e)}).`,
       'Start Docker (e.g. `sudo systemctl start docker`), set DOCKER_HOST, or use `--provider local`.',
       { cause: e },
     );
   }
+}
+
+/**
+ * Splits Docker's multiplexed stdout/stderr stream (8-byte frame headers) onto two writables.
+ * Resolves when the source ends.
+ */
+export function demux(source: Readable, stdout: Writable, stderr: Writable): Promise<void> {
+  let pending: Buffer = Buffer.alloc(0);
+  source.on('data', (chunk: Buffer) => {
+    pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    while (pending.length >= 8) {
+      const len = pending.readUInt32BE(4);
+      if (pending.length < 8 + len) break;
+      (pending[0] === 2 ? stderr : stdout).write(pending.subarray(8, 8 + len));
+      pending = pending.subarray(8 + len);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    source.on('end', resolve);
+    source.on('close', resolve);
+    source.on('error', reject);
+  });
 }
 
 export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
@@ -53,4 +135,24 @@ export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise
       timer = setTimeout(() => reject(new Error(what)), ms);
     }),
   ]);
+}
+
+function readAll(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let s = '';
+    res.setEncoding('utf8');
+    res.on('data', (d: string) => (s += d));
+    res.on('end', () => resolve(s));
+    res.on('error', reject);
+  });
+}
+
+function toError(status: number, text: string): EngineError {
+  let message = text.trim();
+  try {
+    message = (JSON.parse(text) as { message?: string }).message ?? message;
+  } catch {
+    // Not JSON: keep Docker's plain text.
+  }
+  return new EngineError(status, message || `HTTP ${status}`);
 }
