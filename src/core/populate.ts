@@ -44,10 +44,11 @@ export async function populate(
     if (r.code !== 0) {
       throw new UserError('source_failed', `Could not clone ${source.source}: ${lastLine(r.output)}.`, 'Check the URL and that the workspace can reach it.');
     }
+  } else if (source.sourceKind === 'path') {
+    await copyIn(provider, refs, source.source, projectDir, progress);
   } else {
     const mk = await run(provider, refs, ['mkdir', '-p', projectDir], { cwd: root });
     if (mk.code !== 0) throw new UserError('source_failed', `Could not create ${projectDir} in the workspace: ${lastLine(mk.output)}.`);
-    if (source.sourceKind === 'path') await copyIn(provider, refs, source.source, projectDir, progress);
   }
   if (branch) {
     progress({ step: 'Checking out', detail: branch });
@@ -75,7 +76,7 @@ async function copyIn(provider: Provider, refs: ResourceRefs, from: string, proj
   progress({ step: 'Copying files', detail: from });
   const tarDone = new Promise<number>((resolve) => tar.on('close', (c) => resolve(c ?? 1)));
   // --no-same-owner: files belong to the workspace user whatever their uid on the laptop.
-  const r = await run(provider, refs, ['tar', '-x', '--no-same-owner', '-f', '-', '-C', projectDir], { stdin: counted });
+  const r = await run(provider, refs, ['sh', '-c', 'mkdir -p "$1" && exec tar -x --no-same-owner -f - -C "$1"', 'sh', projectDir], { stdin: counted });
   const tarCode = await tarDone;
   if (tarCode !== 0) throw new UserError('source_failed', `Could not read ${from}: ${lastLine(errText)}.`, 'Check the permissions of the directory.');
   if (r.code !== 0) throw new UserError('source_failed', `Copying into the workspace failed: ${lastLine(r.output)}.`);
