@@ -83,7 +83,8 @@ test('ssh opens a tmux shell in the project directory that a later ssh reattache
   const { stdout } = await cli.ok(['workspace', 'up', makeGitRepo('tmuxy'), '--image', IMAGE, '--json']);
   const id = (JSON.parse(stdout) as WorkspaceInfo).id;
   // A real terminal on the host: a detached tmux session runs `claude-vm ssh`, as a person at a terminal would.
-  const host = `cvm-ssh-${process.pid}`;
+  // Each visit gets its own host tmux server: a new session on a server that is still shutting down can vanish.
+  let host = `cvm-ssh-${process.pid}-1`;
   const tmux = (...a: string[]) => spawnSync('tmux', ['-L', host, ...a], { encoding: 'utf8' });
   const env = `CLAUDE_VM_HOME=${cli.home}`;
   try {
@@ -93,6 +94,7 @@ test('ssh opens a tmux shell in the project directory that a later ssh reattache
     await until(async () => (await cli.run(['exec', id, '--', 'test', '-s', 'where.txt'])).code === 0);
     // The laptop goes away: the host terminal dies, the workspace shell lives on.
     tmux('kill-server');
+    host = `cvm-ssh-${process.pid}-2`;
     tmux('new-session', '-d', '-x', '120', '-y', '30', `${env} ${process.execPath} ${BIN} ssh ${id}; sleep 60`);
     await until(() => Promise.resolve(tmux('capture-pane', '-p').stdout.includes('$')), () => tmux('capture-pane', '-p').stdout);
     tmux('send-keys', 'echo "$MARK" > mark.txt', 'Enter');

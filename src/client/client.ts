@@ -3,7 +3,7 @@
  * plane will serve the same methods over HTTP, and the CLI will not notice the move.
  */
 import type { ProviderInfo, ProgressFn, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
-import type { ExecHandle, ProviderOptionSpec } from '../providers/provider.js';
+import type { ExecHandle, ExecOptions, LogOptions, ProviderOptionSpec } from '../providers/provider.js';
 
 export interface ProviderTypeInfo {
   type: string;
@@ -18,13 +18,8 @@ export interface UpResponse {
   notices: string[];
 }
 
-export interface StreamIo {
-  tty?: { rows: number; cols: number };
-  stdin?: NodeJS.ReadableStream;
-  stdout: NodeJS.WritableStream;
-  stderr?: NodeJS.WritableStream;
-  env?: Record<string, string>;
-}
+/** Where a command's terminal or streams go; the same shape the providers take. */
+export type StreamIo = Omit<ExecOptions, 'argv' | 'cwd' | 'asRoot'>;
 
 export interface ClaudeVmClient {
   providers: {
@@ -42,7 +37,7 @@ export interface ClaudeVmClient {
     delete(ref: string, opts?: { purge?: boolean }): Promise<{ id: string; purged: boolean }>;
     exec(ref: string, req: StreamIo & { argv: string[] }): Promise<ExecHandle>;
     shell(ref: string, req: StreamIo): Promise<ExecHandle>;
-    logs(ref: string, opts: { follow?: boolean; tail?: number; stdout: NodeJS.WritableStream }): Promise<void>;
+    logs(ref: string, opts: LogOptions): Promise<void>;
   };
   close(): void;
 }

@@ -1,6 +1,6 @@
 /** @module Puts the project into a fresh workspace using nothing but the provider's exec: copy a path or clone a URL. */
 import { spawn } from 'node:child_process';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough, Writable, type Readable } from 'node:stream';
 import { UserError } from '../protocol/errors.js';
 import type { ProgressFn } from '../protocol/types.js';
 import type { Provider, ResourceRefs } from '../providers/provider.js';
@@ -11,7 +11,7 @@ export async function run(
   provider: Provider,
   refs: ResourceRefs,
   argv: string[],
-  opts: { cwd?: string; stdin?: NodeJS.ReadableStream; onLine?: (line: string) => void } = {},
+  opts: { cwd?: string; stdin?: Readable; onLine?: (line: string) => void } = {},
 ): Promise<{ code: number; output: string }> {
   let output = '';
   const sink = new Writable({
@@ -22,7 +22,7 @@ export async function run(
       cb();
     },
   });
-  const h = await provider.exec(refs, { argv, cwd: opts.cwd, stdin: opts.stdin as never, stdout: sink, stderr: sink });
+  const h = await provider.exec(refs, { argv, cwd: opts.cwd, stdin: opts.stdin, stdout: sink, stderr: sink });
   return { code: await h.exit, output };
 }
 

@@ -2,7 +2,7 @@
 import { posix } from 'node:path';
 import { UserError, errorMessage } from '../protocol/errors.js';
 import type { ProgressFn, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
-import type { ExecHandle, Provider, ResourceRefs } from '../providers/provider.js';
+import type { ExecHandle, ExecOptions, LogOptions, Provider, ResourceRefs } from '../providers/provider.js';
 import { newId, newWorkspaceId } from '../store/ids.js';
 import type { StateStore, WorkspaceRow } from '../store/state.js';
 import { DEFAULT_IMAGE } from './defaults.js';
@@ -21,14 +21,7 @@ export interface ListFilter {
   status?: WorkspaceStatus;
 }
 
-export interface ExecRequest {
-  argv: string[];
-  tty?: { rows: number; cols: number };
-  stdin?: NodeJS.ReadableStream;
-  stdout: NodeJS.WritableStream;
-  stderr?: NodeJS.WritableStream;
-  env?: Record<string, string>;
-}
+export type ExecRequest = Omit<ExecOptions, 'cwd' | 'asRoot'>;
 
 const NAME = /^[a-z0-9][a-z0-9-]{0,39}$/;
 
@@ -205,41 +198,27 @@ export class WorkspaceService {
   async exec(ref: string, req: ExecRequest): Promise<ExecHandle> {
     const w = await this.requireRunning(ref);
     const provider = await this.providerFor(w);
-    return provider.exec(w.resources, {
-      argv: req.argv,
-      cwd: w.projectDir,
-      env: req.env,
-      tty: req.tty,
-      stdin: req.stdin as never,
-      stdout: req.stdout as never,
-      stderr: req.stderr as never,
-    });
+    return provider.exec(w.resources, { ...req, cwd: w.projectDir });
   }
 
-  /** An interactive shell inside the workspace's tmux session `main`, so a later `ssh` reattaches to it. */
+  /**
+   * An interactive shell inside the workspace's tmux session `main`, so a later `ssh` reattaches to it.
+   * -D detaches other clients: Docker does not end an exec when its client vanishes (a closed laptop), and such
+   * orphaned clients would keep the session's size and never go away.
+   */
   async shell(ref: string, req: Omit<ExecRequest, 'argv'>): Promise<ExecHandle> {
-    const w = await this.requireRunning(ref);
-    const provider = await this.providerFor(w);
     const script =
-      'if command -v tmux >/dev/null 2>&1; then exec tmux new-session -A -s main -c "$1"; fi; ' +
+      'if command -v tmux >/dev/null 2>&1; then exec tmux new-session -A -D -s main -c "$PWD"; fi; ' +
       'echo "claude-vm: tmux is not installed in this image; starting a plain shell (it will not persist)." >&2; ' +
-      'cd "$1"; if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi';
-    return provider.exec(w.resources, {
-      argv: ['sh', '-c', script, 'sh', w.projectDir],
-      cwd: w.projectDir,
-      env: req.env,
-      tty: req.tty,
-      stdin: req.stdin as never,
-      stdout: req.stdout as never,
-      stderr: req.stderr as never,
-    });
+      'if command -v bash >/dev/null 2>&1; then exec bash -l; else exec sh -l; fi';
+    return this.exec(ref, { ...req, argv: ['sh', '-c', script] });
   }
 
-  async logs(ref: string, opts: { follow?: boolean; tail?: number; stdout: NodeJS.WritableStream }): Promise<void> {
+  async logs(ref: string, opts: LogOptions): Promise<void> {
     const w = await this.resolve(ref);
     if (w.status === 'deleted') throw new UserError('wrong_state', `Workspace ${w.id} is deleted; it has no logs.`);
     const provider = await this.providerFor(w);
-    await provider.logs(w.resources, { follow: opts.follow, tail: opts.tail, stdout: opts.stdout as never });
+    await provider.logs(w.resources, opts);
   }
 
   /** Exact id or name, then a unique prefix of either. */

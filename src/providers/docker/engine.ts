@@ -55,7 +55,11 @@ export class Engine {
         path: API + path,
         headers: { 'Content-Type': 'application/json', Connection: 'Upgrade', Upgrade: 'tcp' },
       });
-      req.on('upgrade', (_res, socket) => resolve(socket));
+      // Bytes that arrived with the 101 response belong to the stream (often a program's first screen): keep them.
+      req.on('upgrade', (_res, socket, head) => {
+        if (head.length) socket.unshift(head);
+        resolve(socket);
+      });
       req.on('response', (res) => readAll(res).then((t) => reject(toError(res.statusCode ?? 500, t)), reject));
       req.on('error', reject);
       req.end(JSON.stringify(body));
