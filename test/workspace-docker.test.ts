@@ -90,6 +90,8 @@ test('ssh opens a tmux shell in the project directory that a later ssh reattache
   try {
     tmux('new-session', '-d', '-x', '120', '-y', '30', `${env} ${process.execPath} ${BIN} ssh ${id}; sleep 60`);
     await until(async () => (await cli.run(['exec', id, '--', 'tmux', 'has-session', '-t', 'main'])).code === 0, () => tmux('capture-pane', '-p').stdout);
+    // The workspace terminal takes the size of the user's terminal.
+    assert.match((await cli.ok(['exec', id, '--', 'tmux', 'list-clients'])).stdout, /main \[120x30 /);
     tmux('send-keys', 'export MARK=first-visit; pwd > where.txt', 'Enter');
     await until(async () => (await cli.run(['exec', id, '--', 'test', '-s', 'where.txt'])).code === 0);
     // The laptop goes away: the host terminal dies, the workspace shell lives on.

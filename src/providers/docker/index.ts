@@ -170,7 +170,6 @@ export class DockerProvider implements Provider {
         AttachStdout: true,
         AttachStderr: true,
         Tty: !!opts.tty,
-        ...(opts.tty ? { ConsoleSize: [opts.tty.rows, opts.tty.cols] } : {}),
       }));
     } catch (e) {
       if (statusOf(e) === 409) throw new UserError('wrong_state', 'The workspace is not running.', 'Start it with `claude-vm workspace up <id>`.');
@@ -191,10 +190,10 @@ export class DockerProvider implements Provider {
       conn.destroy();
       return (await this.engine.call<ExecInspect>('GET', `/exec/${execId}/json`)).ExitCode ?? 1;
     });
-    return {
-      exit,
-      resize: (rows, cols) => void this.engine.call('POST', `/exec/${execId}/resize?h=${rows}&w=${cols}`).catch(() => undefined),
-    };
+    const resize = (rows: number, cols: number) => void this.engine.call('POST', `/exec/${execId}/resize?h=${rows}&w=${cols}`).catch(() => undefined);
+    // API 1.41 has no ConsoleSize on exec create, so size the terminal as soon as it exists.
+    if (opts.tty) resize(opts.tty.rows, opts.tty.cols);
+    return { exit, resize };
   }
 
   async logs(refs: ResourceRefs, opts: LogOptions): Promise<void> {
