@@ -1,0 +1,8 @@
+/** @module The agents this daemon can drive. */
+import type { AgentName } from '../../protocol/events.js';
+import type { AgentDefinition } from './driver.js';
+import { claudeAgent } from './claude.js';
+
+export const AGENT_DEFINITIONS: Partial<Record<AgentName, AgentDefinition>> = {
+  claude: claudeAgent,
+};

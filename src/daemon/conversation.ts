@@ -1,0 +1,197 @@
+/**
+ * @module One conversation: its event log, its message queue and its agent driver. The daemon, not the agent,
+ * owns the queue: a message sent while a turn runs waits here (visible, cancellable) and goes to the agent
+ * when the turn ends.
+ */
+import { mkdirSync, readFileSync, renameSync, writeFileSync, existsSync, chmodSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import type { AgentName, ConversationInfo, ConversationState, QueuedMessage } from '../protocol/events.js';
+import { EventLog } from './event-log.js';
+import type { AgentDefinition, AgentDriver } from './agents/driver.js';
+
+interface Meta {
+  id: string;
+  workspaceId: string;
+  agent: AgentName;
+  model: string | null;
+  sessionId: string | null;
+  state: ConversationState;
+  queue: QueuedMessage[];
+  /** The message the agent is working on, so a daemon restart can say which turn it cut short. */
+  inFlight: QueuedMessage | null;
+  costUsd: number;
+  lastMessage: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface ConversationDeps {
+  dir: string;
+  projectDir: string;
+  /** Where secrets for this conversation's agent are kept outside the volume (survives daemon restarts only). */
+  secretFile: string;
+  agent: AgentDefinition;
+}
+
+export class Conversation {
+  readonly log: EventLog;
+  private meta: Meta;
+  private driver: AgentDriver | undefined;
+  /** A driver whose settings are outdated, finishing its turn before it is stopped. */
+  private retiring: AgentDriver | undefined;
+  private env: Record<string, string> = {};
+
+  private constructor(
+    private readonly deps: ConversationDeps,
+    meta: Meta,
+  ) {
+    this.meta = meta;
+    this.log = new EventLog(join(deps.dir, 'events.jsonl'), meta.id);
+    if (existsSync(deps.secretFile)) this.env = JSON.parse(readFileSync(deps.secretFile, 'utf8')) as Record<string, string>;
+  }
+
+  static create(deps: ConversationDeps, init: { id: string; workspaceId: string; agent: AgentName; model: string | null }): Conversation {
+    mkdirSync(deps.dir, { recursive: true });
+    const now = new Date().toISOString();
+    const c = new Conversation(deps, { ...init, sessionId: null, state: 'idle', queue: [], inFlight: null, costUsd: 0, lastMessage: null, createdAt: now, updatedAt: now });
+    c.save();
+    c.log.append('conversation.created', { agent: init.agent, model: init.model });
+    return c;
+  }
+
+  /** Loads a conversation after a daemon start; a turn that was running when the daemon died is reported as cut short. */
+  static load(deps: ConversationDeps): Conversation {
+    const meta = JSON.parse(readFileSync(join(deps.dir, 'meta.json'), 'utf8')) as Meta;
+    const c = new Conversation(deps, meta);
+    if (meta.inFlight || meta.state === 'working') {
+      c.log.append('turn.interrupted', { reason: 'the workspace daemon restarted during this turn' });
+      c.meta.inFlight = null;
+      c.meta.state = 'idle';
+      c.save();
+    }
+    return c;
+  }
+
+  info(): ConversationInfo {
+    const { inFlight: _f, ...rest } = this.meta;
+    return { ...rest, lastSeq: this.log.lastSeq };
+  }
+
+  /** Agent settings arrive with every client call that may start the agent; the newest win. */
+  configure(env: Record<string, string> | undefined): void {
+    if (!env || JSON.stringify(env) === JSON.stringify(this.env)) return;
+    this.env = env;
+    // A long-lived agent read its settings when it started: restart it (resuming the session) before the next turn.
+    if (this.driver) {
+      const old = this.driver;
+      this.driver = undefined;
+      this.retiring = this.meta.state === 'working' ? old : undefined;
+      if (!this.retiring) void old.stop();
+    }
+    writeFileSync(this.deps.secretFile, JSON.stringify(env), { mode: 0o600 });
+    chmodSync(this.deps.secretFile, 0o600);
+  }
+
+  enqueue(text: string): QueuedMessage {
+    const m = { queueId: `q_${randomBytes(4).toString('hex')}`, text, queuedAt: new Date().toISOString() };
+    this.meta.queue.push(m);
+    this.meta.lastMessage = text;
+    this.save();
+    this.log.append('message.queued', { queueId: m.queueId, text });
+    this.pump();
+    return m;
+  }
+
+  cancel(queueId: string): boolean {
+    const i = this.meta.queue.findIndex((m) => m.queueId === queueId);
+    if (i < 0) return false;
+    this.meta.queue.splice(i, 1);
+    this.save();
+    this.log.append('message.cancelled', { queueId });
+    return true;
+  }
+
+  async interrupt(): Promise<boolean> {
+    const d = this.retiring ?? this.driver;
+    if (this.meta.state !== 'working' || !d) return false;
+    await d.interrupt();
+    return true;
+  }
+
+  async stop(): Promise<void> {
+    await this.driver?.stop();
+  }
+
+  /** Sends the next queued message when the agent is free. */
+  private pump(): void {
+    if (this.meta.state === 'working' || this.meta.queue.length === 0) return;
+    const next = this.meta.queue.shift()!;
+    this.meta.inFlight = next;
+    this.meta.state = 'working';
+    this.save();
+    this.log.append('message.sent', { queueId: next.queueId, text: next.text });
+    try {
+      (this.driver ??= this.startDriver()).send(next.text);
+    } catch (e) {
+      this.log.append('error', { message: `Could not start ${this.meta.agent}: ${(e as Error).message}` });
+      this.finishTurn('failed');
+    }
+  }
+
+  private startDriver(): AgentDriver {
+    const stateDir = join(this.deps.dir, 'agent');
+    mkdirSync(stateDir, { recursive: true });
+    const driver: AgentDriver = this.deps.agent.create(
+      { cwd: this.deps.projectDir, env: this.env, model: this.meta.model, sessionId: this.meta.sessionId, stateDir },
+      {
+        emit: (type, data) => {
+          const e = this.log.append(type, data);
+          if (e.type === 'turn.completed') {
+            this.meta.costUsd += e.data.costUsd ?? 0;
+            if (e.data.result) this.meta.lastMessage = e.data.result;
+          } else if (e.type === 'assistant.text') this.meta.lastMessage = e.data.text;
+        },
+        session: (sessionId) => {
+          this.meta.sessionId = sessionId;
+          this.save();
+        },
+        turnEnded: () => {
+          if (this.retiring === driver) {
+            this.retiring = undefined;
+            void driver.stop();
+          }
+          this.finishTurn(lastTurnFailed(this.log) ? 'failed' : 'idle');
+        },
+        exited: (code, signal) => {
+          // Only the current driver's exit matters for what runs next; a retired one was stopped on purpose.
+          if (this.driver === driver) this.driver = undefined;
+          this.log.append('agent.exited', { code, signal });
+        },
+      },
+    );
+    return driver;
+  }
+
+  private finishTurn(state: ConversationState): void {
+    this.meta.inFlight = null;
+    this.meta.state = state;
+    this.save();
+    // A failed turn does not block what the user queued next: they may be correcting it.
+    this.pump();
+  }
+
+  private save(): void {
+    this.meta.updatedAt = new Date().toISOString();
+    const file = join(this.deps.dir, 'meta.json');
+    writeFileSync(`${file}.tmp`, JSON.stringify(this.meta, null, 2));
+    renameSync(`${file}.tmp`, file);
+  }
+}
+
+/** A turn failed if its last word was an error rather than a completion. */
+function lastTurnFailed(log: EventLog): boolean {
+  const recent = log.read(Math.max(1, log.lastSeq - 20)).reverse();
+  const end = recent.find((e) => e.type === 'turn.completed' || e.type === 'error' || e.type === 'turn.interrupted' || e.type === 'message.sent');
+  return end?.type === 'error' || (end?.type === 'turn.completed' && end.data.isError);
+}

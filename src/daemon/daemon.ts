@@ -1,0 +1,164 @@
+/**
+ * @module The workspace daemon: loads the conversations kept on the volume, serves them on a unix socket
+ * (newline-delimited JSON requests; responses and followed events as JSON lines) and keeps their agents going
+ * with nobody attached.
+ */
+import { createServer, type Server, type Socket } from 'node:net';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { AGENTS, type AgentName } from '../protocol/events.js';
+import { Conversation } from './conversation.js';
+import { AGENT_DEFINITIONS } from './agents/index.js';
+
+export interface DaemonOptions {
+  /** $root holds the socket and conversations/ (on the workspace volume). */
+  root: string;
+  projectDir: string;
+  workspaceId: string;
+  /** Outside the volume: where per-conversation agent secrets are cached across daemon restarts. */
+  secretDir: string;
+  version: string;
+}
+
+export interface Request {
+  id: number;
+  method: string;
+  params?: Record<string, unknown>;
+}
+
+class RpcError extends Error {}
+
+export class Daemon {
+  private readonly conversations = new Map<string, Conversation>();
+  private server: Server | undefined;
+
+  constructor(private readonly opts: DaemonOptions) {}
+
+  get socketPath(): string {
+    return join(this.opts.root, 'daemon.sock');
+  }
+
+  async start(): Promise<void> {
+    const dir = join(this.opts.root, 'conversations');
+    mkdirSync(dir, { recursive: true });
+    mkdirSync(this.opts.secretDir, { recursive: true, mode: 0o700 });
+    for (const id of readdirSync(dir)) {
+      if (!existsSync(join(dir, id, 'meta.json'))) continue;
+      try {
+        const c = Conversation.load(this.deps(id, agentOf(join(dir, id))));
+        this.conversations.set(id, c);
+      } catch (e) {
+        process.stderr.write(`claude-vm-daemon: skipping conversation ${id}: ${(e as Error).message}\n`);
+      }
+    }
+    // A socket file left by a killed daemon would make listen() fail.
+    rmSync(this.socketPath, { force: true });
+    this.server = createServer((s) => this.serve(s));
+    await new Promise<void>((resolve, reject) => this.server!.once('error', reject).listen(this.socketPath, resolve));
+  }
+
+  async stop(): Promise<void> {
+    this.server?.close();
+    await Promise.all([...this.conversations.values()].map((c) => c.stop()));
+  }
+
+  private serve(socket: Socket): void {
+    let buffered = '';
+    const unsubscribers: Array<() => void> = [];
+    socket.on('data', (d) => {
+      buffered += d.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        const line = buffered.slice(0, nl);
+        buffered = buffered.slice(nl + 1);
+        if (!line.trim()) continue;
+        let req: Request;
+        try {
+          req = JSON.parse(line) as Request;
+        } catch {
+          socket.write(JSON.stringify({ id: null, error: { message: 'request is not JSON' } }) + '\n');
+          continue;
+        }
+        const send = (msg: object) => socket.writable && socket.write(JSON.stringify({ id: req.id, ...msg }) + '\n');
+        this.handle(req, send, unsubscribers).catch((e: Error) => send({ error: { message: e.message } }));
+      }
+    });
+    socket.on('close', () => unsubscribers.forEach((u) => u()));
+    socket.on('error', () => undefined);
+  }
+
+  private async handle(req: Request, send: (m: object) => void, unsubscribers: Array<() => void>): Promise<void> {
+    const p = req.params ?? {};
+    switch (req.method) {
+      case 'ping':
+        return send({ result: { version: this.opts.version, pid: process.pid, workspaceId: this.opts.workspaceId } });
+      case 'conversation.create': {
+        const agent = (p.agent as string | undefined) ?? 'claude';
+        if (!AGENTS.includes(agent as AgentName)) throw new RpcError(`Unknown agent "${agent}". Known: ${AGENTS.join(', ')}.`);
+        if (!AGENT_DEFINITIONS[agent as AgentName]) throw new RpcError(`The ${agent} agent is not supported by this workspace daemon yet.`);
+        const id = `c_${randomBytes(5).toString('hex')}`;
+        const c = Conversation.create(this.deps(id, agent as AgentName), {
+          id, workspaceId: this.opts.workspaceId, agent: agent as AgentName, model: (p.model as string | undefined) ?? null,
+        });
+        c.configure(p.env as Record<string, string> | undefined);
+        this.conversations.set(id, c);
+        if (typeof p.message === 'string' && p.message) c.enqueue(p.message);
+        return send({ result: c.info() });
+      }
+      case 'conversation.list':
+        return send({ result: [...this.conversations.values()].map((c) => c.info()).sort((a, b) => a.createdAt.localeCompare(b.createdAt)) });
+      case 'conversation.get':
+        return send({ result: this.get(p).info() });
+      case 'conversation.send': {
+        const c = this.get(p);
+        if (typeof p.text !== 'string' || !p.text.trim()) throw new RpcError('The message is empty.');
+        c.configure(p.env as Record<string, string> | undefined);
+        return send({ result: c.enqueue(p.text) });
+      }
+      case 'conversation.cancel': {
+        const ok = this.get(p).cancel(String(p.queueId));
+        if (!ok) throw new RpcError(`No queued message ${String(p.queueId)} (it may already have been sent).`);
+        return send({ result: { cancelled: p.queueId } });
+      }
+      case 'conversation.interrupt':
+        return send({ result: { interrupted: await this.get(p).interrupt() } });
+      case 'events.read': {
+        // Replay from `from`, then (with follow) stream live: subscribing before replaying could duplicate,
+        // replaying before subscribing could lose; both happen synchronously here, so neither can.
+        const c = this.get(p);
+        let next = Number(p.from ?? 1);
+        for (const e of c.log.read(next)) send({ event: e });
+        next = c.log.lastSeq + 1;
+        if (!p.follow) return send({ result: { lastSeq: c.log.lastSeq } });
+        unsubscribers.push(c.log.subscribe((e) => e.seq >= next && send({ event: e })));
+        return;
+      }
+      default:
+        throw new RpcError(`Unknown method ${req.method}.`);
+    }
+  }
+
+  private get(p: Record<string, unknown>): Conversation {
+    const id = String(p.id ?? '');
+    const c = this.conversations.get(id) ?? [...this.conversations.values()].find((x) => x.info().id.startsWith(id) && id.length >= 4);
+    if (!c) throw new RpcError(`No conversation ${id} in this workspace.`);
+    return c;
+  }
+
+  private deps(id: string, agent: AgentName) {
+    const def = AGENT_DEFINITIONS[agent];
+    if (!def) throw new Error(`agent ${agent} is not supported by this daemon`);
+    return {
+      dir: join(this.opts.root, 'conversations', id),
+      projectDir: this.opts.projectDir,
+      secretFile: join(this.opts.secretDir, `${id}.json`),
+      agent: def,
+    };
+  }
+}
+
+/** Just enough of meta.json to pick the driver before loading the conversation. */
+function agentOf(dir: string): AgentName {
+  return (JSON.parse(readFileSync(join(dir, 'meta.json'), 'utf8')) as { agent: AgentName }).agent;
+}

@@ -1,0 +1,88 @@
+/**
+ * @module Entry point inside the workspace.
+ *   node main.js serve   run the daemon (the supervisor restarts it if it dies)
+ *   node main.js call    one request: params as a JSON line on stdin, answers as JSON lines on stdout. This is how
+ *                        clients reach the daemon through a provider's exec until the control-plane tunnel exists.
+ *                        It exits when stdin closes, so a followed stream ends with its client.
+ */
+import { connect } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Daemon } from './daemon.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+
+function config(): { root: string; projectDir: string; workspaceId: string; version: string } {
+  const root = process.env.CLAUDE_VM_ROOT ?? '/workspace/.claude-vm';
+  const file = JSON.parse(readFileSync(join(root, 'daemon.json'), 'utf8')) as { projectDir: string; workspaceId: string };
+  let version = 'dev';
+  try {
+    version = readFileSync(join(here, '..', '..', 'VERSION'), 'utf8').trim();
+  } catch {
+    // Running from a source checkout.
+  }
+  return { root, ...file, version };
+}
+
+async function serve(): Promise<void> {
+  const c = config();
+  const daemon = new Daemon({ ...c, secretDir: process.env.CLAUDE_VM_SECRET_DIR ?? join('/tmp', `claude-vm-${process.getuid?.() ?? 0}`, c.workspaceId) });
+  await daemon.start();
+  process.stderr.write(`claude-vm-daemon ${c.version} serving ${daemon.socketPath} (pid ${process.pid})\n`);
+  const shutdown = () => void daemon.stop().finally(() => process.exit(0));
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+function call(method: string): void {
+  const root = process.env.CLAUDE_VM_ROOT ?? '/workspace/.claude-vm';
+  let input = '';
+  let sent = false;
+  const socket = connect(join(root, 'daemon.sock'));
+  socket.on('error', (e) => {
+    process.stdout.write(JSON.stringify({ id: 1, error: { message: `The workspace daemon is not running (${e.message}).`, code: 'daemon_unavailable' } }) + '\n');
+    process.exit(3);
+  });
+  socket.on('end', () => process.exit(0));
+  let follow = false;
+  const send = (params: string) => {
+    if (sent) return;
+    sent = true;
+    const parsed = JSON.parse(params.trim() || '{}') as Record<string, unknown>;
+    follow = parsed.follow === true;
+    socket.write(JSON.stringify({ id: 1, method, params: parsed }) + '\n');
+  };
+  process.stdin.on('data', (d) => {
+    input += d.toString();
+    if (input.includes('\n')) send(input.slice(0, input.indexOf('\n')));
+  });
+  process.stdin.on('end', () => {
+    send(input);
+    // A follower's client has gone away: stop following.
+    if (follow) process.exit(0);
+  });
+  let partial = '';
+  socket.on('data', (d) => {
+    process.stdout.write(d);
+    if (follow) return;
+    // A one-shot call is over once its `result` or `error` line is complete (stdout to a pipe is synchronous).
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const l of lines) {
+      const msg = JSON.parse(l) as Record<string, unknown>;
+      if ('result' in msg || 'error' in msg) process.exit(0);
+    }
+  });
+}
+
+const [cmd, arg] = process.argv.slice(2);
+if (cmd === 'serve') void serve().catch((e: Error) => {
+  process.stderr.write(`claude-vm-daemon: ${e.message}\n`);
+  process.exit(1);
+});
+else if (cmd === 'call' && arg) call(arg);
+else {
+  process.stderr.write('usage: main.js serve | main.js call <method>  (params as JSON on stdin)\n');
+  process.exit(2);
+}
