@@ -6,6 +6,8 @@ import { providerCommands } from './commands/provider.js';
 import { workspaceCommands } from './commands/workspace.js';
 import { shellCommands } from './commands/shell.js';
 import { imageCommands } from './commands/image.js';
+import { agentCommands } from './commands/agents.js';
+import { chatCommands } from './commands/chat.js';
 
 export const VERSION = '0.1.0';
 
@@ -22,6 +24,8 @@ export async function main(argv: string[]): Promise<void> {
   workspaceCommands(program, ctx);
   shellCommands(program, ctx);
   imageCommands(program, ctx);
+  agentCommands(program, ctx);
+  chatCommands(program, ctx);
   for (const c of allCommands(program)) c.exitOverride();
 
   let code = 0;

@@ -4,6 +4,9 @@
  */
 import type { ProviderInfo, ProgressFn, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
 import type { ExecHandle, ExecOptions, LogOptions, ProviderOptionSpec } from '../providers/provider.js';
+import type { AnyEvent, ConversationInfo, QueuedMessage } from '../protocol/events.js';
+import type { AgentSettings, SetAgentRequest } from '../core/agents.js';
+import type { NewChatRequest } from '../core/conversations.js';
 
 export interface ProviderTypeInfo {
   type: string;
@@ -38,6 +41,19 @@ export interface ClaudeVmClient {
     exec(ref: string, req: StreamIo & { argv: string[] }): Promise<ExecHandle>;
     shell(ref: string, req: StreamIo): Promise<ExecHandle>;
     logs(ref: string, opts: LogOptions): Promise<void>;
+  };
+  agents: {
+    set(req: SetAgentRequest): Promise<AgentSettings>;
+    list(): Promise<AgentSettings[]>;
+  };
+  conversations: {
+    create(req: NewChatRequest): Promise<ConversationInfo>;
+    list(workspace?: string): Promise<ConversationInfo[]>;
+    get(ref: string): Promise<ConversationInfo>;
+    send(ref: string, text: string): Promise<QueuedMessage>;
+    cancel(ref: string, queueId: string): Promise<void>;
+    interrupt(ref: string): Promise<boolean>;
+    events(ref: string, opts: { from?: number; follow?: boolean; onEvent: (e: AnyEvent) => void; signal?: AbortSignal }): Promise<void>;
   };
   close(): void;
 }

@@ -1,6 +1,8 @@
 /** @module Serves the client surface from this process, with the state store under $CLAUDE_VM_HOME. */
 import { ProviderService } from '../core/providers.js';
 import { WorkspaceService } from '../core/workspaces.js';
+import { AgentService } from '../core/agents.js';
+import { ConversationService } from '../core/conversations.js';
 import { PROVIDER_TYPES } from '../providers/registry.js';
 import { StateStore } from '../store/state.js';
 import type { ClaudeVmClient } from './client.js';
@@ -13,12 +15,14 @@ export function ownerLabel(home: string): string {
 
 export function inProcessClient(home: string): ClaudeVmClient {
   // Opened on first use, so help texts and provider type listings never touch the state store.
-  let services: { store: StateStore; providers: ProviderService; workspaces: WorkspaceService } | undefined;
+  let services: { store: StateStore; providers: ProviderService; workspaces: WorkspaceService; agents: AgentService; conversations: ConversationService } | undefined;
   const s = () => {
     if (!services) {
       const store = StateStore.open(home);
       const providers = new ProviderService(store, home);
-      services = { store, providers, workspaces: new WorkspaceService(store, providers, ownerLabel(home)) };
+      const workspaces = new WorkspaceService(store, providers, ownerLabel(home));
+      const agents = new AgentService(store);
+      services = { store, providers, workspaces, agents, conversations: new ConversationService(store, workspaces, agents) };
     }
     return services;
   };
@@ -39,6 +43,19 @@ export function inProcessClient(home: string): ClaudeVmClient {
       exec: (ref, req) => s().workspaces.exec(ref, req),
       shell: (ref, req) => s().workspaces.shell(ref, req),
       logs: (ref, opts) => s().workspaces.logs(ref, opts),
+    },
+    agents: {
+      set: (req) => s().agents.set(req),
+      list: () => s().agents.list(),
+    },
+    conversations: {
+      create: (req) => s().conversations.create(req),
+      list: (ws) => s().conversations.list(ws),
+      get: (ref) => s().conversations.get(ref),
+      send: (ref, text) => s().conversations.send(ref, text),
+      cancel: (ref, q) => s().conversations.cancel(ref, q),
+      interrupt: (ref) => s().conversations.interrupt(ref),
+      events: (ref, opts) => s().conversations.events(ref, opts),
     },
     close: () => services?.store.close(),
   };

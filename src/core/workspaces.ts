@@ -240,6 +240,12 @@ export class WorkspaceService {
     return (await this.store.listWorkspaces()).filter((w) => w.id.startsWith(prefix) || (w.name ?? '').startsWith(prefix));
   }
 
+  /** What a daemon call needs: a running workspace's provider, resources and project directory. */
+  async runningTarget(ref: string): Promise<{ provider: Provider; refs: ResourceRefs; workspaceId: string; projectDir: string }> {
+    const w = await this.requireRunning(ref);
+    return { provider: await this.providerFor(w), refs: w.resources, workspaceId: w.id, projectDir: w.projectDir };
+  }
+
   private async requireRunning(ref: string): Promise<WorkspaceRow> {
     const w = await this.resolve(ref);
     await this.reconcile(w).catch(() => undefined);

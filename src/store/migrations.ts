@@ -44,4 +44,16 @@ export const MIGRATIONS: readonly string[] = [
   CREATE INDEX workspaces_project ON workspaces(project_id);
   CREATE INDEX conversations_workspace ON conversations(workspace_id);
   `,
+  // 2: agent settings, global (workspace_id '') or per workspace; secrets sealed.
+  `
+  CREATE TABLE agent_configs (
+    agent        TEXT NOT NULL,
+    workspace_id TEXT NOT NULL DEFAULT '',
+    base_url     TEXT,
+    model        TEXT,
+    secrets      TEXT NOT NULL DEFAULT '{}',
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (agent, workspace_id)
+  );
+  `,
 ];

@@ -157,14 +157,89 @@ export class StateStore {
   }
 
   async deleteWorkspace(id: string): Promise<void> {
-    this.db.prepare('DELETE FROM workspaces WHERE id = ?').run(id);
+    this.db.transaction(() => {
+      this.db.prepare('DELETE FROM conversations WHERE workspace_id = ?').run(id);
+      this.db.prepare("DELETE FROM agent_configs WHERE workspace_id = ?").run(id);
+      this.db.prepare('DELETE FROM workspaces WHERE id = ?').run(id);
+    })();
   }
+
+  // ---- agent settings
+
+  async listAgentConfigs(): Promise<AgentConfigRow[]> {
+    const rows = this.db.prepare('SELECT * FROM agent_configs ORDER BY agent, workspace_id').all() as DbAgentConfig[];
+    return rows.map((r) => ({
+      agent: r.agent,
+      workspaceId: r.workspace_id,
+      baseUrl: r.base_url,
+      model: r.model,
+      secrets: Object.fromEntries(Object.entries(JSON.parse(r.secrets) as Record<string, string>).map(([k, v]) => [k, this.box.open(v)])),
+      updatedAt: r.updated_at,
+    }));
+  }
+
+  async upsertAgentConfig(c: Omit<AgentConfigRow, 'updatedAt'>): Promise<void> {
+    const sealed = JSON.stringify(Object.fromEntries(Object.entries(c.secrets).map(([k, v]) => [k, this.box.seal(v)])));
+    this.db
+      .prepare(
+        `INSERT INTO agent_configs (agent, workspace_id, base_url, model, secrets, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (agent, workspace_id) DO UPDATE SET base_url = excluded.base_url, model = excluded.model,
+           secrets = excluded.secrets, updated_at = excluded.updated_at`,
+      )
+      .run(c.agent, c.workspaceId, c.baseUrl, c.model, sealed, now());
+  }
+
+  // ---- conversations (the daemon owns their content; the store remembers where each one lives)
+
+  async insertConversation(c: Omit<ConversationRow, 'createdAt'>): Promise<void> {
+    const t = now();
+    this.db.prepare('INSERT INTO conversations (id, workspace_id, agent, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(c.id, c.workspaceId, c.agent, t, t);
+  }
+
+  async listConversations(workspaceId?: string): Promise<ConversationRow[]> {
+    const rows = (workspaceId
+      ? this.db.prepare('SELECT * FROM conversations WHERE workspace_id = ? ORDER BY created_at').all(workspaceId)
+      : this.db.prepare('SELECT * FROM conversations ORDER BY created_at').all()) as DbConversation[];
+    return rows.map((r) => ({ id: r.id, workspaceId: r.workspace_id, agent: r.agent, createdAt: r.created_at }));
+  }
+}
+
+export interface AgentConfigRow {
+  agent: string;
+  /** '' for the default that every workspace inherits. */
+  workspaceId: string;
+  baseUrl: string | null;
+  model: string | null;
+  /** Unsealed: only for injecting into the agent. */
+  secrets: Record<string, string>;
+  updatedAt: string;
+}
+
+export interface ConversationRow {
+  id: string;
+  workspaceId: string;
+  agent: string;
+  createdAt: string;
 }
 
 const WORKSPACE_SELECT = `
   SELECT w.*, p.name AS project_name, p.source AS project_source, p.source_kind AS project_source_kind
   FROM workspaces w JOIN projects p ON p.id = w.project_id`;
 
+interface DbAgentConfig {
+  agent: string;
+  workspace_id: string;
+  base_url: string | null;
+  model: string | null;
+  secrets: string;
+  updated_at: string;
+}
+interface DbConversation {
+  id: string;
+  workspace_id: string;
+  agent: string;
+  created_at: string;
+}
 interface DbProvider {
   name: string;
   type: string;

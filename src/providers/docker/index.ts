@@ -31,7 +31,7 @@ export class DockerProvider implements Provider {
   readonly isolates = true;
   private readonly engine: Engine;
 
-  constructor(options: Record<string, string>) {
+  constructor(private readonly options: Record<string, string>) {
     this.engine = connectEngine(options.host);
   }
 
@@ -74,6 +74,7 @@ export class DockerProvider implements Provider {
           // Running workspaces come back after a dockerd or host restart; `down` keeps them down.
           RestartPolicy: { Name: 'unless-stopped' },
           SecurityOpt: ['no-new-privileges'],
+          ...(this.options.network ? { NetworkMode: this.options.network } : {}),
         },
       });
       return { container: created.Id, volume, user: native ? image.Config?.User || 'dev' : `${WORKSPACE_UID}:${WORKSPACE_UID}` };
@@ -226,6 +227,9 @@ export const dockerProviderFactory: ProviderFactory = {
   type: 'docker',
   description: 'Containers on a Docker engine (local socket, DOCKER_HOST, or --option host=…)',
   isolates: true,
-  options: [{ name: 'host', description: 'Docker engine address (unix:///var/run/docker.sock, tcp://host:2375)', default: '$DOCKER_HOST or the local socket' }],
+  options: [
+    { name: 'host', description: 'Docker engine address (unix:///var/run/docker.sock, tcp://host:2375)', default: '$DOCKER_HOST or the local socket' },
+    { name: 'network', description: 'Docker network for workspaces (e.g. host, or a network you created)', default: 'bridge' },
+  ],
   create: (options) => new DockerProvider(options),
 };

@@ -1,0 +1,165 @@
+/**
+ * @module Puts the workspace daemon into a workspace and talks to it, using nothing but the provider's exec:
+ * the same path works for Docker, the local provider and any remote provider. The daemon's code is copied onto
+ * the volume (so it survives restarts and works in images that were not built for claude-vm) and kept running
+ * by a small supervisor; the image's entrypoint also starts that supervisor at boot.
+ */
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { PassThrough, Writable } from 'node:stream';
+import { UserError } from '../protocol/errors.js';
+import type { Provider, ResourceRefs } from '../providers/provider.js';
+import { run } from './populate.js';
+
+/** dist/src: the compiled daemon and the protocol it imports. */
+const SRC = join(dirname(fileURLToPath(import.meta.url)), '..');
+const SHIPPED = ['daemon', 'protocol'];
+
+const SUPERVISOR = `#!/bin/sh
+# Keeps the claude-vm workspace daemon running: one supervisor per workspace (flock), restart after a crash.
+D="$(cd "$(dirname "$0")" && pwd)"
+export CLAUDE_VM_ROOT="$(dirname "$D")"
+if command -v flock >/dev/null 2>&1; then
+  exec 9>"$CLAUDE_VM_ROOT/supervisor.lock"
+  flock -n 9 || exit 0
+fi
+while :; do
+  node "$D/src/daemon/main.js" serve >>"$CLAUDE_VM_ROOT/daemon.log" 2>&1
+  sleep 1
+done
+`;
+
+export function daemonRoot(workspaceRoot: string): string {
+  return `${workspaceRoot}/.claude-vm`;
+}
+
+let cachedVersion: string | undefined;
+/** A hash of the shipped files: a workspace whose daemon differs gets the new one. */
+export function daemonVersion(): string {
+  if (cachedVersion) return cachedVersion;
+  const h = createHash('sha256').update(SUPERVISOR);
+  for (const f of shippedFiles()) h.update(f).update(readFileSync(join(SRC, f)));
+  return (cachedVersion = h.digest('hex').slice(0, 16));
+}
+
+function shippedFiles(): string[] {
+  const out: string[] = [];
+  const walk = (dir: string) => {
+    for (const name of readdirSync(dir).sort()) {
+      const p = join(dir, name);
+      if (statSync(p).isDirectory()) walk(p);
+      else if (name.endsWith('.js')) out.push(relative(SRC, p));
+    }
+  };
+  for (const d of SHIPPED) walk(join(SRC, d));
+  return out;
+}
+
+export interface DaemonTarget {
+  provider: Provider;
+  refs: ResourceRefs;
+  workspaceId: string;
+  projectDir: string;
+}
+
+/**
+ * Installs (when missing or outdated) and starts the daemon, then waits until it answers.
+ * Returns false when the workspace cannot run it (no node in the image): the workspace still works without agents.
+ */
+export async function ensureDaemon(t: DaemonTarget): Promise<void> {
+  const root = daemonRoot(t.provider.workspaceRoot(t.refs));
+  const version = daemonVersion();
+  const probe = await run(t.provider, t.refs, ['sh', '-c', 'command -v node >/dev/null || exit 127; cat "$1/daemon/VERSION" 2>/dev/null', 'sh', root]);
+  if (probe.code === 127) {
+    throw new UserError('wrong_state', 'This workspace image has no `node`, which the claude-vm daemon needs.', 'Use the claude-vm image, or an image with Node 20+.');
+  }
+  if (probe.output.trim() !== version) await install(t, root, version);
+  await run(t.provider, t.refs, ['sh', '-c', 'setsid sh "$1/daemon/supervise.sh" </dev/null >/dev/null 2>&1 &', 'sh', root]);
+  for (let i = 0; ; i++) {
+    const ping = await callDaemon(t, 'ping', {}).catch((e: Error) => e);
+    if (!(ping instanceof Error)) return;
+    if (i > 100) throw new UserError('provider_unavailable', `The workspace daemon did not start: ${ping.message}`, `See ${root}/daemon.log in the workspace.`);
+    await new Promise((r) => setTimeout(r, Math.min(50 * (i + 1), 300)));
+  }
+}
+
+/** Copies the daemon next to the running one, swaps it in, and has the supervisor restart onto it. */
+async function install(t: DaemonTarget, root: string, version: string): Promise<void> {
+  const tar = spawn('tar', ['-C', SRC, '-cf', '-', ...shippedFiles()], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // Consume at once: Node drains (and drops) an unread child stdout when the child exits before exec is ready.
+  const archive = tar.stdout.pipe(new PassThrough());
+  const script = [
+    'set -e',
+    'R="$1"; mkdir -p "$R" && chmod 700 "$R"',
+    'rm -rf "$R/daemon.new" && mkdir -p "$R/daemon.new/src"',
+    'tar -x --no-same-owner -f - -C "$R/daemon.new/src"',
+    'printf \'{"type":"module"}\\n\' > "$R/daemon.new/package.json"',
+    'printf "%s\\n" "$2" > "$R/daemon.new/VERSION"',
+    'cat > "$R/daemon.new/supervise.sh" <<\'EOF\'\n' + SUPERVISOR + 'EOF',
+    'printf \'{"workspaceId":"%s","projectDir":"%s"}\\n\' "$3" "$4" > "$R/daemon.json"',
+    'rm -rf "$R/daemon.old"; [ -d "$R/daemon" ] && mv "$R/daemon" "$R/daemon.old"; mv "$R/daemon.new" "$R/daemon"; rm -rf "$R/daemon.old"',
+    // The old daemon keeps its files open; stopping it makes the supervisor start the new code.
+    'pkill -f "$R/daemon/src/daemon/main.js serve" 2>/dev/null || true',
+  ].join('\n');
+  const r = await run(t.provider, t.refs, ['sh', '-c', script, 'sh', root, version, t.workspaceId, t.projectDir], { stdin: archive });
+  if (r.code !== 0) throw new UserError("provider_unavailable", `Installing the workspace daemon failed: ${r.output.trim().split("\n")[0]}`);
+}
+
+export interface DaemonReply {
+  result?: unknown;
+  event?: unknown;
+  error?: { message: string; code?: string };
+}
+
+/** One request to the daemon. Events (for events.read) go to onEvent; the final result is returned. */
+export async function callDaemon(
+  t: Pick<DaemonTarget, 'provider' | 'refs'>,
+  method: string,
+  params: Record<string, unknown>,
+  opts: { onEvent?: (e: unknown) => void; signal?: AbortSignal } = {},
+): Promise<unknown> {
+  const root = daemonRoot(t.provider.workspaceRoot(t.refs));
+  const stdin = new PassThrough();
+  let partial = '';
+  let result: unknown;
+  let error: DaemonReply['error'];
+  const stdout = new Writable({
+    write(chunk: Buffer, _e, cb) {
+      const lines = (partial + chunk.toString()).split('\n');
+      partial = lines.pop() ?? '';
+      for (const line of lines.filter(Boolean)) {
+        let m: DaemonReply;
+        try {
+          m = JSON.parse(line) as DaemonReply;
+        } catch {
+          continue;
+        }
+        if (m.event !== undefined) opts.onEvent?.(m.event);
+        if (m.result !== undefined) result = m.result;
+        if (m.error) error = m.error;
+      }
+      cb();
+    },
+  });
+  const stderr = new PassThrough();
+  let errText = '';
+  stderr.on('data', (d: Buffer) => (errText += d.toString()));
+  const h = await t.provider.exec(t.refs, {
+    argv: ['node', `${root}/daemon/src/daemon/main.js`, 'call', method],
+    env: { CLAUDE_VM_ROOT: root },
+    stdin,
+    stdout,
+    stderr,
+  });
+  // Parameters (which may hold secrets) travel on stdin, never in argv where `ps` would show them.
+  stdin.write(JSON.stringify(params) + '\n');
+  if (params.follow && opts.signal) opts.signal.addEventListener('abort', () => stdin.end(), { once: true });
+  else stdin.end();
+  const code = await h.exit;
+  if (error) throw new UserError(error.code === 'daemon_unavailable' ? 'provider_unavailable' : 'invalid_argument', error.message);
+  if (code !== 0 && result === undefined && !params.follow) throw new Error(`daemon call ${method} failed (exit ${code}): ${errText.trim()}`);
+  return result;
+}
