@@ -156,7 +156,7 @@ export async function callDaemon(
   });
   // Parameters (which may hold secrets) travel on stdin, never in argv where `ps` would show them.
   stdin.write(JSON.stringify(params) + '\n');
-  if (params.follow && opts.signal) opts.signal.addEventListener('abort', () => stdin.end(), { once: true });
+  if (params.follow && opts.signal && !opts.signal.aborted) opts.signal.addEventListener('abort', () => stdin.end(), { once: true });
   else stdin.end();
   const code = await h.exit;
   if (error) throw new UserError(error.code === 'daemon_unavailable' ? 'provider_unavailable' : 'invalid_argument', error.message);

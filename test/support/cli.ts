@@ -33,7 +33,8 @@ export class Cli {
     this.home = mkdtempSync(join(tmpdir(), 'cvm-home-'));
   }
 
-  run(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+  /** Runs claude-vm; a command still running after `timeoutMs` is killed and reported, so a hang fails one test, not CI. */
+  run(args: string[], opts: CliOptions & { timeoutMs?: number } = {}): Promise<CliResult> {
     return new Promise((resolvePromise) => {
       const child = spawn(process.execPath, [BIN, ...args], {
         cwd: opts.cwd ?? REPO,
@@ -45,7 +46,14 @@ export class Cli {
       child.stdout.on('data', (d: Buffer) => (stdout += d));
       child.stderr.on('data', (d: Buffer) => (stderr += d));
       child.stdin.end(opts.input ?? '');
-      child.on('close', (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
+      const timer = setTimeout(() => {
+        stderr += `\n[test harness: claude-vm ${args.join(' ')} killed after ${opts.timeoutMs ?? 180_000} ms]`;
+        child.kill('SIGKILL');
+      }, opts.timeoutMs ?? 180_000);
+      child.on('close', (code) => {
+        clearTimeout(timer);
+        resolvePromise({ code: code ?? -1, stdout, stderr });
+      });
     });
   }
 

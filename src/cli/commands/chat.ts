@@ -107,13 +107,17 @@ export function chatCommands(program: Command, ctx: Context): void {
         },
       });
       const rl = createInterface({ input: process.stdin, output: process.stdout, terminal: !!process.stdin.isTTY });
+      // Sends go out in the order typed, and all of them are delivered before a detach returns.
+      let sending: Promise<unknown> = Promise.resolve();
       rl.on('line', (text) => {
-        if (text.trim()) client.conversations.send(conv.id, text).catch((e: Error) => process.stderr.write(`error: ${e.message}\n`));
+        if (!text.trim()) return;
+        sending = sending.then(() => client.conversations.send(conv.id, text)).catch((e: Error) => process.stderr.write(`error: ${e.message}\n`));
       });
       rl.on('SIGINT', () => {
         client.conversations.interrupt(conv.id).then((did) => process.stderr.write(did ? 'interrupting…\n' : '(idle: nothing to interrupt; Ctrl-D detaches)\n'));
       });
       await new Promise<void>((resolve) => rl.on('close', resolve));
+      await sending;
       ac.abort();
       await following.catch(() => undefined);
       process.stderr.write(`Detached; the agent keeps working. Come back with \`claude-vm chat -c ${conv.id}\`.\n`);

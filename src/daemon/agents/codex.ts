@@ -1,7 +1,7 @@
 /**
  * @module Codex driver (@openai/codex 0.169.0). `codex exec` runs ONE turn and exits, so every message is a new
- * process: `codex exec --json … -` for the first, `codex exec --json … resume <thread_id> -` after that (the
- * thread id comes from `thread.started`). Its JSONL events are mapped onto the shared event model.
+ * process: `codex exec --json … [-m model] -` for the first, `… resume <thread_id> -` after that (the thread id
+ * comes from `thread.started`), prompt on stdin. Its JSONL events are mapped onto the shared event model.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -97,7 +97,7 @@ class CodexDriver implements AgentDriver {
 
   private onLine(line: string): void {
     let e: CodexEvent;
-    try { e = JSON.parse(line) as CodexEvent; } catch { return; } // not an event (stray output)
+    try { e = JSON.parse(line) as CodexEvent; } catch { return; } // not an event: stray output
     if (e.type === 'thread.started' && e.thread_id && e.thread_id !== this.threadId) {
       // A resumed run reports its thread again: only a new id is news.
       this.threadId = e.thread_id;
@@ -168,13 +168,13 @@ class CodexDriver implements AgentDriver {
     this.events.emit(type, scrub(data) as EventPayloads[T]);
   }
 
-  /** $CODEX_HOME/config.toml: the model server from launch.env, and no analytics (offline it delays exit ~5 s). */
+  /** $CODEX_HOME/config.toml: the model server from launch.env; no analytics (offline it delays exit by ~5 s). */
   private writeConfig(): string {
     const home = join(this.launch.stateDir, 'codex-home');
     mkdirSync(home, { recursive: true, mode: 0o700 });
     const q = (s: string) => JSON.stringify(s); // a JSON string is a valid TOML basic string
     const baseUrl = this.launch.env.OPENAI_BASE_URL;
-    const lines = [this.launch.model ? `model = ${q(this.launch.model)}` : ''];
+    const lines: string[] = []; // no model here: `-m` sets it, else codex uses its own default
     // codex ignores the OPENAI_BASE_URL variable and a redefined built-in provider (openai/codex#11698), so a
     // base URL needs a provider of our own. The key stays in the env; the file only names its variable.
     if (baseUrl) lines.push('model_provider = "claudevm"', '[model_providers.claudevm]', 'name = "claude-vm"',
@@ -186,7 +186,6 @@ class CodexDriver implements AgentDriver {
 }
 
 const killGroup = (pid: number) => { try { process.kill(-pid, 'SIGKILL'); } catch { /* already gone */ } };
-
 const cap = (s: string) => (s.length > MAX_OUTPUT ? `${s.slice(0, MAX_OUTPUT)}\n… (${s.length - MAX_OUTPUT} more characters)` : s);
 
 /** The last stderr line worth showing: codex prints harmless WARNING lines, and a backtrace after its error. */

@@ -2,7 +2,9 @@
 import type { AgentName } from '../../protocol/events.js';
 import type { AgentDefinition } from './driver.js';
 import { claudeAgent } from './claude.js';
+import { codexAgent } from './codex.js';
 
 export const AGENT_DEFINITIONS: Partial<Record<AgentName, AgentDefinition>> = {
   claude: claudeAgent,
+  codex: codexAgent,
 };

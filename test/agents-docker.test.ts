@@ -1,0 +1,204 @@
+/**
+ * Coding agents in Docker workspaces, end to end: the real Claude Code CLI (from the workspace image) driven by
+ * the workspace daemon against a scripted Anthropic server on the host. The workspaces use host networking so
+ * the container reaches that server on loopback.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { BIN, Cli, IMAGE, makeGitRepo } from './support/cli.js';
+import { ScriptedAnthropic } from './support/scripted-anthropic.js';
+import type { AnyEvent, ConversationInfo } from '../src/protocol/events.js';
+import type { WorkspaceInfo } from '../src/protocol/types.js';
+
+const SECRET = 'sk-ant-test-do-not-leak-4242';
+let model: ScriptedAnthropic;
+
+before(async () => {
+  model = await ScriptedAnthropic.start();
+});
+after(() => model.close());
+
+async function workspaceWithAgent(): Promise<{ cli: Cli; ws: WorkspaceInfo }> {
+  const cli = new Cli();
+  await cli.ok(['provider', 'add', 'hostnet', '--type', 'docker', '--option', 'network=host']);
+  const ws = JSON.parse((await cli.ok(['workspace', 'up', makeGitRepo('app'), '--provider', 'hostnet', '--image', IMAGE, '--json'])).stdout) as WorkspaceInfo;
+  await cli.ok(['agent', 'set', 'claude', '--base-url', model.url, '--secret', `ANTHROPIC_API_KEY=${SECRET}`]);
+  return { cli, ws };
+}
+
+async function events(cli: Cli, conv: string, from = 1): Promise<AnyEvent[]> {
+  const out = (await cli.ok(['logs', conv, '--from', String(from), '--json'])).stdout;
+  return out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
+}
+
+async function waitFor(cli: Cli, conv: string, done: (es: AnyEvent[]) => boolean, timeoutMs = 60_000): Promise<AnyEvent[]> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const es = await events(cli, conv);
+    if (done(es)) return es;
+    if (Date.now() > end) throw new Error(`timed out; events so far:\n${es.map((e) => `${e.seq} ${e.type} ${JSON.stringify(e.data).slice(0, 120)}`).join('\n')}`);
+    await new Promise((r) => setTimeout(r, 300));
+  }
+}
+
+const count = (es: AnyEvent[], type: AnyEvent['type']) => es.filter((e) => e.type === type).length;
+
+test('a turn writes a file and runs a command; every tool call is in the log and the secret is nowhere', async () => {
+  const { cli, ws } = await workspaceWithAgent();
+  model.enqueue(
+    { tools: [{ name: 'Write', input: { file_path: `${ws.projectDir}/hello.py`, content: 'print("hi")\n' } }] },
+    { tools: [{ name: 'Bash', input: { command: 'python3 hello.py > out.txt && git status --short' } }] },
+    { text: 'Wrote hello.py and ran it.' },
+  );
+  const conv = (await cli.ok(['new-chat', ws.id, '-m', 'write hello.py and run it'])).stdout.trim();
+  assert.match(conv, /^c_[0-9a-f]{10}$/);
+  const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1);
+
+  assert.equal((await cli.ok(['exec', ws.id, '--', 'cat', 'hello.py', 'out.txt'])).stdout, 'print("hi")\nhi\n');
+  const tools = es.filter((e) => e.type === 'tool.called').map((e) => (e.data as { name: string }).name);
+  assert.deepEqual(tools, ['Write', 'Bash']);
+  const bash = es.find((e) => e.type === 'tool.result' && (e.data as { output: string }).output.includes('hello.py'));
+  assert.ok(bash, 'the Bash tool result (git status) is in the log');
+  assert.deepEqual(es.map((e) => e.seq), es.map((_, i) => i + 1), 'sequence numbers start at 1 with no gaps');
+  // The model saw the tool results: the agent really ran the tools in the workspace.
+  const last = model.turnRequests.at(-1)!.body as { messages: Array<{ content: unknown }> };
+  assert.match(JSON.stringify(last.messages), /tool_result/);
+
+  const list = await cli.json<ConversationInfo[]>(['conversations', '-w', ws.id]);
+  assert.equal(list[0]?.state, 'idle');
+  assert.ok((list[0]?.costUsd ?? 0) > 0, 'cost is tracked');
+  assert.equal(list[0]?.lastMessage, 'Wrote hello.py and ran it.');
+
+  const leaks = spawnSync('docker', ['exec', `claude-vm-${ws.id}`, 'grep', '-rl', SECRET, '/workspace'], { encoding: 'utf8' });
+  assert.equal(leaks.stdout, '', 'the API key is not on the workspace volume');
+  assert.doesNotMatch((await cli.ok(['logs', conv, '--json'])).stdout, new RegExp(SECRET));
+  assert.doesNotMatch((await cli.ok(['agent', 'list', '--json'])).stdout, new RegExp(SECRET));
+  await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+});
+
+test('messages sent while the agent works are queued, cancellable, and answered in order; interrupt ends only the turn', async () => {
+  const { cli, ws } = await workspaceWithAgent();
+  model.enqueue({ text: 'first answer', delayMs: 4000 }, { text: 'second answer' }, { text: 'third answer' });
+  const conv = (await cli.ok(['new-chat', ws.id, '-m', 'one'])).stdout.trim();
+  await waitFor(cli, conv, (e) => count(e, 'message.sent') === 1);
+  const q2 = JSON.parse((await cli.ok(['send', conv, 'two', '--json'])).stdout) as { queueId: string };
+  const q3 = JSON.parse((await cli.ok(['send', conv, 'drop me', '--json'])).stdout) as { queueId: string };
+  await cli.ok(['send', conv, 'three']);
+  const mid = await cli.json<ConversationInfo>(['conversations', '-w', ws.id]).then((l) => (l as unknown as ConversationInfo[])[0]!);
+  assert.equal(mid.state, 'working');
+  assert.deepEqual(mid.queue.map((q) => q.text), ['two', 'drop me', 'three'], 'the queue is visible');
+  await cli.ok(['cancel', conv, q3.queueId]);
+  assert.ok(q2.queueId);
+
+  const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 3);
+  const sent = es.filter((e) => e.type === 'message.sent').map((e) => (e.data as { text: string }).text);
+  assert.deepEqual(sent, ['one', 'two', 'three'], 'each queued message became its own turn, in order');
+  const answers = es.filter((e) => e.type === 'assistant.text').map((e) => (e.data as { text: string }).text);
+  assert.deepEqual(answers, ['first answer', 'second answer', 'third answer']);
+
+  // Interrupt: a long turn ends early, the conversation goes on.
+  model.enqueue({ text: 'this takes forever', delayMs: 60_000 }, { text: 'after the interrupt' });
+  await cli.ok(['send', conv, 'slow']);
+  await waitFor(cli, conv, (e) => count(e, 'message.sent') === 4);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.match((await cli.ok(['interrupt', conv])).stdout, /Interrupted/);
+  await waitFor(cli, conv, (e) => count(e, 'turn.interrupted') === 1);
+  await cli.ok(['send', conv, 'still there?']);
+  const end = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 4);
+  assert.equal((end.filter((e) => e.type === 'assistant.text').at(-1)!.data as { text: string }).text, 'after the interrupt');
+  await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+});
+
+test('the conversation survives kill -9 of the daemon and a container restart, and resumes the agent session', async () => {
+  const { cli, ws } = await workspaceWithAgent();
+  model.enqueue({ text: 'remember: blue' });
+  const conv = (await cli.ok(['new-chat', ws.id, '-m', 'pick a colour'])).stdout.trim();
+  await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1);
+
+  spawnSync('docker', ['exec', `claude-vm-${ws.id}`, 'pkill', '-9', '-f', 'daemon/main.js serve']);
+  model.enqueue({ text: 'still blue' });
+  await cli.ok(['send', conv, 'what colour?']);
+  let es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 2);
+  assert.equal(es.filter((e) => e.type === 'conversation.created').length, 1, 'history intact after the daemon restart');
+
+  spawnSync('docker', ['restart', '-t', '2', `claude-vm-${ws.id}`]);
+  model.enqueue({ text: 'blue, after a restart' });
+  await cli.ok(['send', conv, 'and now?']);
+  es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 3);
+  const started = es.filter((e) => e.type === 'agent.started').map((e) => (e.data as { resumed: boolean }).resumed);
+  assert.deepEqual(started.slice(1), started.slice(1).map(() => true), 'later agent processes resume the session');
+  // The model got the earlier exchange back: the session was resumed, not started over.
+  const history = JSON.stringify((model.turnRequests.at(-1)!.body as { messages: unknown }).messages);
+  assert.match(history, /pick a colour/);
+  assert.match(history, /remember: blue/);
+  await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+});
+
+test('a follower that drops mid-turn catches up from its last sequence number with no gap and no duplicate', async () => {
+  const { cli, ws } = await workspaceWithAgent();
+  model.enqueue(
+    { tools: [{ name: 'Bash', input: { command: 'sleep 2; echo step1' } }] },
+    { tools: [{ name: 'Bash', input: { command: 'sleep 2; echo step2' } }] },
+    { text: 'finished' },
+  );
+  const conv = (await cli.ok(['new-chat', ws.id, '-m', 'do two slow steps'])).stdout.trim();
+  const follower = spawn(process.execPath, [BIN, 'logs', conv, '--follow', '--json'], {
+    env: { ...process.env, CLAUDE_VM_HOME: cli.home },
+  });
+  const seen: AnyEvent[] = [];
+  let buf = '';
+  follower.stdout.on('data', (d: Buffer) => {
+    const lines = (buf + d.toString()).split('\n');
+    buf = lines.pop()!;
+    for (const l of lines.filter(Boolean)) seen.push(JSON.parse(l) as AnyEvent);
+  });
+  // Drop the connection in the middle of the turn, as a closing laptop would.
+  const until = Date.now() + 30_000;
+  while (!seen.some((e) => e.type === 'tool.called') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
+  follower.kill('SIGKILL');
+  await new Promise((r) => follower.once('exit', r));
+  assert.ok(seen.length > 0 && !seen.some((e) => e.type === 'turn.completed'), 'the follower saw part of the turn');
+
+  await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1);
+  const rest = await events(cli, conv, seen.at(-1)!.seq + 1);
+  const all = [...seen, ...rest];
+  assert.deepEqual(all.map((e) => e.seq), all.map((_, i) => i + 1));
+  assert.equal(all.at(-1)!.type, 'turn.completed');
+  await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+});
+
+test('chat queues typed lines while the agent works and answers them in order', async () => {
+  const { cli, ws } = await workspaceWithAgent();
+  model.enqueue({ text: 'working on the first', delayMs: 3000 }, { text: 'answer A' }, { text: 'answer B' });
+  const conv = (await cli.ok(['new-chat', ws.id, '-m', 'start'])).stdout.trim();
+  await waitFor(cli, conv, (e) => count(e, 'message.sent') === 1);
+  // Two lines typed at once while the first turn runs, then Ctrl-D (end of input) detaches.
+  const chat = await cli.run(['chat', '-c', conv], { input: 'question A\nquestion B\n' });
+  assert.equal(chat.code, 0, chat.stderr);
+  assert.match(chat.stderr, /Detached; the agent keeps working/);
+  const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 3);
+  assert.deepEqual(es.filter((e) => e.type === 'message.sent').map((e) => (e.data as { text: string }).text), ['start', 'question A', 'question B']);
+  assert.deepEqual(es.filter((e) => e.type === 'assistant.text').map((e) => (e.data as { text: string }).text), ['working on the first', 'answer A', 'answer B']);
+  await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+});
+
+test('codex runs end to end in the workspace the same way, against its own scripted Responses API', async () => {
+  const { ScriptedOpenAI } = await import('./support/scripted-openai.js');
+  const openai = await ScriptedOpenAI.start();
+  try {
+    const { cli, ws } = await workspaceWithAgent();
+    await cli.ok(['agent', 'set', 'codex', '--base-url', `${openai.url}/v1`, '--model', 'mock-model', '--secret', 'OPENAI_API_KEY=sk-openai-test-9999']);
+    openai.enqueue({ tools: [{ name: 'exec_command', arguments: { cmd: 'echo from-codex > codex.txt' } }] }, { text: 'codex wrote it' });
+    const conv = (await cli.ok(['new-chat', ws.id, '--agent', 'codex', '-m', 'write codex.txt'])).stdout.trim();
+    const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1 || count(e, 'error') > 0);
+    assert.equal(count(es, 'turn.completed'), 1, JSON.stringify(es.filter((e) => e.type === 'error')));
+    assert.equal((await cli.ok(['exec', ws.id, '--', 'cat', 'codex.txt'])).stdout, 'from-codex\n');
+    assert.ok(es.some((e) => e.type === 'tool.called'), 'the command is in the log');
+    assert.equal((es.filter((e) => e.type === 'assistant.text').at(-1)!.data as { text: string }).text, 'codex wrote it');
+    assert.doesNotMatch(JSON.stringify(es), /sk-openai-test-9999/);
+    await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+  } finally {
+    await openai.close();
+  }
+});
