@@ -79,7 +79,9 @@ test('a turn writes a file and runs a command; every tool call is in the log and
 
 test('messages sent while the agent works are queued, cancellable, and answered in order; interrupt ends only the turn', async () => {
   const { cli, ws } = await workspaceWithAgent();
-  model.enqueue({ text: 'first answer', delayMs: 4000 }, { text: 'second answer' }, { text: 'third answer' });
+  let release!: () => void;
+  const firstTurnDone = new Promise<void>((r) => (release = r));
+  model.enqueue({ text: 'first answer', hold: firstTurnDone }, { text: 'second answer' }, { text: 'third answer' });
   const conv = (await cli.ok(['new-chat', ws.id, '-m', 'one'])).stdout.trim();
   await waitFor(cli, conv, (e) => count(e, 'message.sent') === 1);
   const q2 = JSON.parse((await cli.ok(['send', conv, 'two', '--json'])).stdout) as { queueId: string };
@@ -90,6 +92,7 @@ test('messages sent while the agent works are queued, cancellable, and answered 
   assert.deepEqual(mid.queue.map((q) => q.text), ['two', 'drop me', 'three'], 'the queue is visible');
   await cli.ok(['cancel', conv, q3.queueId]);
   assert.ok(q2.queueId);
+  release();
 
   const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 3);
   const sent = es.filter((e) => e.type === 'message.sent').map((e) => (e.data as { text: string }).text);
@@ -137,9 +140,10 @@ test('the conversation survives kill -9 of the daemon and a container restart, a
 
 test('a follower that drops mid-turn catches up from its last sequence number with no gap and no duplicate', async () => {
   const { cli, ws } = await workspaceWithAgent();
+  let release!: () => void;
   model.enqueue(
-    { tools: [{ name: 'Bash', input: { command: 'sleep 2; echo step1' } }] },
-    { tools: [{ name: 'Bash', input: { command: 'sleep 2; echo step2' } }] },
+    { tools: [{ name: 'Bash', input: { command: 'echo step1' } }] },
+    { tools: [{ name: 'Bash', input: { command: 'echo step2' } }], hold: new Promise<void>((r) => (release = r)) },
     { text: 'finished' },
   );
   const conv = (await cli.ok(['new-chat', ws.id, '-m', 'do two slow steps'])).stdout.trim();
@@ -158,6 +162,7 @@ test('a follower that drops mid-turn catches up from its last sequence number wi
   while (!seen.some((e) => e.type === 'tool.called') && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
   follower.kill('SIGKILL');
   await new Promise((r) => follower.once('exit', r));
+  release();
   assert.ok(seen.length > 0 && !seen.some((e) => e.type === 'turn.completed'), 'the follower saw part of the turn');
 
   await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1);
@@ -170,11 +175,13 @@ test('a follower that drops mid-turn catches up from its last sequence number wi
 
 test('chat queues typed lines while the agent works and answers them in order', async () => {
   const { cli, ws } = await workspaceWithAgent();
-  model.enqueue({ text: 'working on the first', delayMs: 3000 }, { text: 'answer A' }, { text: 'answer B' });
+  let release!: () => void;
+  model.enqueue({ text: 'working on the first', hold: new Promise<void>((r) => (release = r)) }, { text: 'answer A' }, { text: 'answer B' });
   const conv = (await cli.ok(['new-chat', ws.id, '-m', 'start'])).stdout.trim();
   await waitFor(cli, conv, (e) => count(e, 'message.sent') === 1);
   // Two lines typed at once while the first turn runs, then Ctrl-D (end of input) detaches.
   const chat = await cli.run(['chat', '-c', conv], { input: 'question A\nquestion B\n' });
+  release();
   assert.equal(chat.code, 0, chat.stderr);
   assert.match(chat.stderr, /Detached; the agent keeps working/);
   const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 3);

@@ -27,6 +27,8 @@ export interface ScriptedTurn {
   tools?: ScriptedToolUse[];
   /** Wait this long after message_start before streaming the content, to simulate a long turn. */
   delayMs?: number;
+  /** Hold the answer until this settles (after delayMs): lets a test decide when a turn ends, with no timing guess. */
+  hold?: Promise<unknown>;
   /** Default: 'tool_use' when there are tools, else 'end_turn'. */
   stopReason?: string;
 }
@@ -170,10 +172,11 @@ export class ScriptedAnthropic {
       if (!res.destroyed) res.write(`event: ${data.type}\ndata: ${JSON.stringify(data)}\n\n`);
     };
     send({ type: 'message_start', message });
-    if (turn.delayMs) {
+    if (turn.delayMs || turn.hold) {
       // Pings keep the stream visibly alive during a long turn, as the real API does.
       const ping = setInterval(() => send({ type: 'ping' }), 1000);
-      await pause(res, turn.delayMs);
+      await pause(res, turn.delayMs ?? 0);
+      if (turn.hold) await Promise.race([turn.hold, new Promise((r) => res.once('close', r))]);
       clearInterval(ping);
     }
     content.forEach((block, index) => {
