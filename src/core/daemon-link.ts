@@ -67,11 +67,14 @@ export interface DaemonTarget {
 
 /**
  * Installs (when missing or outdated) and starts the daemon, then waits until it answers.
- * Returns false when the workspace cannot run it (no node in the image): the workspace still works without agents.
+ * Throws a UserError when the image cannot run it (no node); the workspace itself still works.
  */
 export async function ensureDaemon(t: DaemonTarget): Promise<void> {
   const root = daemonRoot(t.provider.workspaceRoot(t.refs));
   const version = daemonVersion();
+  // The common case costs one round trip: a daemon of this version already answers.
+  const running = (await callDaemon(t, 'ping', {}).catch(() => undefined)) as { version?: string } | undefined;
+  if (running?.version === version) return;
   const probe = await run(t.provider, t.refs, ['sh', '-c', 'command -v node >/dev/null || exit 127; cat "$1/daemon/VERSION" 2>/dev/null', 'sh', root]);
   if (probe.code === 127) {
     throw new UserError('wrong_state', 'This workspace image has no `node`, which the claude-vm daemon needs.', 'Use the claude-vm image, or an image with Node 20+.');
