@@ -209,3 +209,41 @@ test('codex runs end to end in the workspace the same way, against its own scrip
     await openai.close();
   }
 });
+
+test('chat --tui opens the agent TUI in tmux on the same session and holds headless turns back until it closes', async () => {
+  const { cli, ws } = await workspaceWithAgent();
+  model.enqueue({ text: 'headless before' });
+  const conv = (await cli.ok(['new-chat', ws.id, '-m', 'before'])).stdout.trim();
+  await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1);
+  const sessionId = (await cli.json<ConversationInfo[]>(['conversations', '-w', ws.id]))[0]!.sessionId;
+
+  const host = `cvm-tui-${process.pid}`;
+  const tmux = (...a: string[]) => spawnSync('tmux', ['-L', host, ...a], { encoding: 'utf8' });
+  try {
+    tmux('new-session', '-d', '-x', '120', '-y', '30', `CLAUDE_VM_HOME=${cli.home} ${process.execPath} ${BIN} chat -c ${conv} --tui; sleep 60`);
+    const infoOf = async () => (await cli.json<ConversationInfo[]>(['conversations', '-w', ws.id]))[0]!;
+    const end = Date.now() + 30_000;
+    while ((await infoOf()).state !== 'tui' && Date.now() < end) await new Promise((r) => setTimeout(r, 300));
+    assert.equal((await infoOf()).state, 'tui', tmux('capture-pane', '-p').stdout);
+    // The TUI is Claude Code itself, resuming the conversation's session, inside the workspace's tmux.
+    const ps = (await cli.ok(['exec', ws.id, '--', 'ps', '-eo', 'args'])).stdout;
+    assert.match(ps, new RegExp(`claude --dangerously-skip-permissions --resume ${sessionId}`));
+    assert.equal((await cli.run(['exec', ws.id, '--', 'tmux', 'has-session', '-t', `tui-${conv}`])).code, 0);
+
+    // A message sent meanwhile waits: two programs never drive one session at once.
+    model.enqueue({ text: 'headless after' });
+    await cli.ok(['send', conv, 'after']);
+    await new Promise((r) => setTimeout(r, 1500));
+    const during = await infoOf();
+    assert.deepEqual(during.queue.map((q) => q.text), ['after']);
+
+    // Closing the TUI hands the session back and the queued message is answered.
+    await cli.ok(['exec', ws.id, '--', 'tmux', 'kill-session', '-t', `tui-${conv}`]);
+    const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 2);
+    assert.deepEqual(es.filter((e) => e.type.startsWith('tui.')).map((e) => e.type), ['tui.attached', 'tui.detached']);
+    assert.equal((es.filter((e) => e.type === 'assistant.text').at(-1)!.data as { text: string }).text, 'headless after');
+  } finally {
+    tmux('kill-server');
+    await cli.run(['workspace', 'delete', ws.id, '--purge', '-y']);
+  }
+});

@@ -30,6 +30,10 @@ export function renderEvent(e: AnyEvent): string | null {
       return dim(`── turn interrupted: ${e.data.reason}`);
     case 'error':
       return `error: ${e.data.message}`;
+    case 'tui.attached':
+      return dim('── someone opened the agent TUI on this session; messages wait until it closes');
+    case 'tui.detached':
+      return dim('── the agent TUI closed');
     case 'agent.started':
     case 'agent.exited':
     case 'session.started':

@@ -54,6 +54,7 @@ export interface ClaudeVmClient {
     cancel(ref: string, queueId: string): Promise<void>;
     interrupt(ref: string): Promise<boolean>;
     events(ref: string, opts: { from?: number; follow?: boolean; onEvent: (e: AnyEvent) => void; signal?: AbortSignal }): Promise<void>;
+    tui(ref: string, io: StreamIo): Promise<ExecHandle>;
   };
   close(): void;
 }

@@ -56,6 +56,7 @@ export function inProcessClient(home: string): ClaudeVmClient {
       cancel: (ref, q) => s().conversations.cancel(ref, q),
       interrupt: (ref) => s().conversations.interrupt(ref),
       events: (ref, opts) => s().conversations.events(ref, opts),
+      tui: (ref, io) => s().conversations.tui(ref, io),
     },
     close: () => services?.store.close(),
   };

@@ -3,8 +3,9 @@ import type { AnyEvent, ConversationInfo, QueuedMessage } from '../protocol/even
 import { UserError } from '../protocol/errors.js';
 import type { StateStore } from '../store/state.js';
 import { parseAgent, type AgentService } from './agents.js';
-import { callDaemon, ensureDaemon } from './daemon-link.js';
-import type { WorkspaceService } from './workspaces.js';
+import { callDaemon, daemonRoot, ensureDaemon } from './daemon-link.js';
+import type { ExecRequest, WorkspaceService } from './workspaces.js';
+import type { ExecHandle } from '../providers/provider.js';
 
 export interface NewChatRequest {
   workspace: string;
@@ -71,6 +72,21 @@ export class ConversationService {
   async events(ref: string, opts: { from?: number; follow?: boolean; onEvent: (e: AnyEvent) => void; signal?: AbortSignal }): Promise<void> {
     const { t, id } = await this.locate(ref);
     await this.call(t, 'events.read', { id, from: opts.from ?? 1, follow: !!opts.follow }, { onEvent: (e) => opts.onEvent(e as AnyEvent), signal: opts.signal });
+  }
+
+  /**
+   * The agent's own TUI on a conversation, in a tmux session (`tui-<id>`) that a later call reattaches to.
+   * The daemon refuses while a headless turn runs, and holds headless turns back while the TUI is open.
+   */
+  async tui(ref: string, io: Omit<ExecRequest, 'argv'>): Promise<ExecHandle> {
+    const { t, id } = await this.locate(ref);
+    const info = (await this.call(t, 'conversation.get', { id })) as ConversationInfo;
+    if (info.state === 'working' || info.state === 'waiting-approval') {
+      throw new UserError('wrong_state', `Conversation ${id} is in the middle of a turn.`, `Wait for it, or \`claude-vm interrupt ${id}\`, then open the TUI.`);
+    }
+    const root = daemonRoot(t.provider.workspaceRoot(t.refs));
+    const inner = `CLAUDE_VM_ROOT='${root}' node '${root}/daemon/src/daemon/main.js' tui ${id}`;
+    return t.provider.exec(t.refs, { ...io, cwd: t.projectDir, argv: ['tmux', 'new-session', '-A', '-D', '-s', `tui-${id}`, inner] });
   }
 
   /** The workspace and full id of a conversation, by id or unique prefix. */

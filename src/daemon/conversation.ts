@@ -64,6 +64,11 @@ export class Conversation {
   static load(deps: ConversationDeps): Conversation {
     const meta = JSON.parse(readFileSync(join(deps.dir, 'meta.json'), 'utf8')) as Meta;
     const c = new Conversation(deps, meta);
+    if (meta.state === 'tui') {
+      // The TUI's holder was this daemon's client; a new daemon has none.
+      c.meta.state = 'idle';
+      c.save();
+    }
     if (meta.inFlight || meta.state === 'working') {
       c.log.append('turn.interrupted', { reason: 'the workspace daemon restarted during this turn' });
       c.meta.inFlight = null;
@@ -123,9 +128,36 @@ export class Conversation {
     await this.driver?.stop();
   }
 
+  /**
+   * Hands the session to the agent's own TUI: only between turns, and the headless process is stopped first so
+   * two programs never write to one session. Queued messages wait until `releaseTui`.
+   */
+  async holdForTui(): Promise<{ sessionId: string | null; env: Record<string, string>; cwd: string }> {
+    if (this.meta.state === 'working' || this.meta.state === 'waiting-approval') {
+      throw new Error('The agent is in the middle of a turn; interrupt it or wait, then open the TUI.');
+    }
+    if (this.meta.state === 'tui') throw new Error('The TUI is already open on this conversation.');
+    if (this.meta.agent !== 'claude') throw new Error(`Opening the ${this.meta.agent} TUI on a conversation is not supported yet.`);
+    const d = this.driver;
+    this.driver = undefined;
+    await d?.stop();
+    this.meta.state = 'tui';
+    this.save();
+    this.log.append('tui.attached', {});
+    return { sessionId: this.meta.sessionId, env: this.env, cwd: this.deps.projectDir };
+  }
+
+  releaseTui(): void {
+    if (this.meta.state !== 'tui') return;
+    this.meta.state = 'idle';
+    this.save();
+    this.log.append('tui.detached', {});
+    this.pump();
+  }
+
   /** Sends the next queued message when the agent is free. */
   private pump(): void {
-    if (this.meta.state === 'working' || this.meta.queue.length === 0) return;
+    if (this.meta.state === 'working' || this.meta.state === 'tui' || this.meta.queue.length === 0) return;
     const next = this.meta.queue.shift()!;
     this.meta.inFlight = next;
     this.meta.state = 'working';

@@ -123,6 +123,13 @@ export class Daemon {
       }
       case 'conversation.interrupt':
         return send({ result: { interrupted: await this.get(p).interrupt() } });
+      case 'conversation.tui': {
+        // Held for as long as this connection lives: the TUI wrapper keeps it open until the TUI exits.
+        const c = this.get(p);
+        const grant = await c.holdForTui();
+        unsubscribers.push(() => c.releaseTui());
+        return send({ result: grant });
+      }
       case 'events.read': {
         // Replay from `from`, then (with follow) stream live: subscribing before replaying could duplicate,
         // replaying before subscribing could lose; both happen synchronously here, so neither can.

@@ -7,7 +7,8 @@
 export const AGENTS = ['claude', 'codex', 'gemini', 'qwen', 'opencode'] as const;
 export type AgentName = (typeof AGENTS)[number];
 
-export type ConversationState = 'idle' | 'working' | 'waiting-approval' | 'failed';
+/** `tui`: a person is in the agent's own terminal UI on this session; headless turns wait until they leave. */
+export type ConversationState = 'idle' | 'working' | 'waiting-approval' | 'failed' | 'tui';
 
 export interface EventPayloads {
   'conversation.created': { agent: AgentName; model: string | null };
@@ -26,6 +27,8 @@ export interface EventPayloads {
   'turn.completed': { result: string; isError: boolean; costUsd: number | null; inputTokens: number; outputTokens: number; durationMs: number | null };
   'turn.interrupted': { reason: string };
   'agent.exited': { code: number | null; signal: string | null };
+  'tui.attached': Record<string, never>;
+  'tui.detached': Record<string, never>;
   error: { message: string };
 }
 

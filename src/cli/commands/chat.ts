@@ -6,6 +6,7 @@ import { UserError } from '../../protocol/errors.js';
 import type { Context } from '../context.js';
 import { ago, printJson, table } from '../render.js';
 import { renderEvent } from '../render-events.js';
+import { runTerminal } from '../terminal.js';
 
 export function chatCommands(program: Command, ctx: Context): void {
   program
@@ -92,9 +93,11 @@ export function chatCommands(program: Command, ctx: Context): void {
     .option('-w, --workspace <id>', 'pick a conversation in this workspace (the newest), or start one')
     .option('-c, --conversation <id>', 'this conversation')
     .option('--history <n>', 'show this many past events first', (v) => parseSeq(v), 30)
-    .action(async (o: { workspace?: string; conversation?: string; history: number }) => {
+    .option('--tui', "open the agent's own terminal UI on this session, in tmux (only between turns)")
+    .action(async (o: { workspace?: string; conversation?: string; history: number; tui?: boolean }) => {
       const client = ctx.client();
       const conv = await pickConversation(o, client.conversations.list, client.conversations.create, client.conversations.get);
+      if (o.tui) return runTerminal((io) => client.conversations.tui(conv.id, io));
       process.stderr.write(`Chatting in ${conv.id} (${conv.agent}, workspace ${conv.workspaceId}). Ctrl-C interrupts, Ctrl-D detaches.\n`);
       const ac = new AbortController();
       const following = client.conversations.events(conv.id, {

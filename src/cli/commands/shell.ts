@@ -2,33 +2,13 @@
 import type { Command } from 'commander';
 import { ExitError } from '../../protocol/errors.js';
 import type { Context } from '../context.js';
+import { runTerminal } from '../terminal.js';
 
 export function shellCommands(program: Command, ctx: Context): void {
   program
     .command('ssh <id>')
     .description('Open an interactive shell in the workspace (a tmux session that later calls reattach)')
-    .action(async (id: string) => {
-      const interactive = !!process.stdin.isTTY && !!process.stdout.isTTY;
-      const size = () => ({ rows: process.stdout.rows || 24, cols: process.stdout.columns || 80 });
-      if (interactive) process.stdin.setRawMode(true);
-      try {
-        const h = await ctx.client().workspaces.shell(id, {
-          tty: interactive ? size() : undefined,
-          stdin: process.stdin,
-          stdout: process.stdout,
-          stderr: process.stderr,
-          env: { TERM: process.env.TERM || 'xterm-256color' },
-        });
-        const onResize = () => h.resize(size().rows, size().cols);
-        process.stdout.on('resize', onResize);
-        const code = await h.exit;
-        process.stdout.off('resize', onResize);
-        throw new ExitError(code);
-      } finally {
-        if (interactive) process.stdin.setRawMode(false);
-        process.stdin.pause();
-      }
-    });
+    .action(async (id: string) => runTerminal((io) => ctx.client().workspaces.shell(id, io)));
 
   program
     .command('exec <id>')
