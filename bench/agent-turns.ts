@@ -71,7 +71,6 @@ async function viaDaemon(queued: boolean): Promise<number> {
     let completed = 0;
     let buf = '';
     follower.stdout.on('data', (d: Buffer) => {
-      const now = Date.now();
       const lines = (buf + d.toString()).split('\n');
       buf = lines.pop()!;
       for (const l of lines.filter(Boolean)) {

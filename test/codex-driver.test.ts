@@ -19,10 +19,11 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { pinnedCli } from './support/pinned-cli.js';
 import type { EventPayloads, EventType } from '../src/protocol/events.js';
 import type { AgentDriver, AgentLaunch, DriverEvents } from '../src/daemon/agents/driver.js';
 import { codexAgent } from '../src/daemon/agents/codex.js';
@@ -33,21 +34,9 @@ const TIMEOUT = 120_000;
 const API_KEY = 'sk-scripted-secret-123';
 let codexBin = process.env.CLAUDE_VM_TEST_CODEX_BIN ?? '';
 
-/** Install the pinned CLI once into a cache shared by later runs (install to a side dir, then rename: race-safe). */
 before(() => {
   if (codexBin) return;
-  const cache = join(tmpdir(), `claude-vm-test-codex-${VERSION}`);
-  codexBin = join(cache, 'node_modules', '.bin', 'codex');
-  if (existsSync(codexBin)) return;
-  const staging = `${cache}.${process.pid}`;
-  mkdirSync(staging, { recursive: true });
-  const npm = spawnSync('npm', ['i', '--no-audit', '--no-fund', '--prefix', staging, `@openai/codex@${VERSION}`], { encoding: 'utf8' });
-  assert.equal(npm.status, 0, `npm i @openai/codex@${VERSION} failed:\n${npm.stderr}`);
-  try {
-    renameSync(staging, cache);
-  } catch {
-    rmSync(staging, { recursive: true, force: true }); // another run won the race
-  }
+  codexBin = pinnedCli('@openai/codex', VERSION, 'codex');
 });
 
 const roots: string[] = [];

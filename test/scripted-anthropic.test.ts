@@ -24,33 +24,20 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { pinnedCli } from './support/pinned-cli.js';
 import { NO_TURN_TEXT, ScriptedAnthropic } from './support/scripted-anthropic.js';
 
 const VERSION = '2.1.330';
 const TIMEOUT = 120_000;
 let claudeBin = process.env.CLAUDE_VM_TEST_CLAUDE_BIN ?? '';
 
-/** Install the pinned CLI once into a cache shared by later runs (install to a side dir, then rename: race-safe). */
 before(() => {
   if (claudeBin) return;
-  const cache = join(tmpdir(), `claude-vm-test-claude-${VERSION}`);
-  claudeBin = join(cache, 'node_modules', '.bin', 'claude');
-  if (existsSync(claudeBin)) return;
-  const staging = `${cache}.${process.pid}`;
-  mkdirSync(staging, { recursive: true });
-  const npm = spawnSync('npm', ['i', '--no-audit', '--no-fund', '--prefix', staging, `@anthropic-ai/claude-code@${VERSION}`], {
-    encoding: 'utf8',
-  });
-  assert.equal(npm.status, 0, `npm i @anthropic-ai/claude-code@${VERSION} failed:\n${npm.stderr}`);
-  try {
-    renameSync(staging, cache);
-  } catch {
-    rmSync(staging, { recursive: true, force: true }); // another run won the race
-  }
+  claudeBin = pinnedCli('@anthropic-ai/claude-code', VERSION, 'claude');
 });
 
 const roots: string[] = [];
