@@ -33,8 +33,9 @@ export class LocalProvider implements Provider {
   }
 
   async stop(refs: ResourceRefs): Promise<void> {
-    // The workspace's processes are the ones in its private tmux server; ending the server ends them.
+    // The workspace's processes are its private tmux server and its daemon (with the agents it started).
     spawnSync('tmux', ['-L', tmuxSocket(refs), 'kill-server'], { stdio: 'ignore' });
+    spawnSync('pkill', ['-f', join(this.workspaceRoot(refs), '.claude-vm', 'daemon')], { stdio: 'ignore' });
     if (existsSync(need(refs))) writeFileSync(join(need(refs), 'state'), 'stopped');
   }
 
