@@ -66,7 +66,8 @@ test('every command answers --help', async () => {
   const cli = new Cli();
   const commands = [[], ['provider'], ['provider', 'add'], ['provider', 'list'], ['provider', 'set-options'], ['provider', 'delete'],
     ['workspace'], ['workspace', 'up'], ['workspace', 'list'], ['workspace', 'show'], ['workspace', 'down'], ['workspace', 'delete'], ['workspace', 'logs'],
-    ['ssh'], ['exec'], ['image'], ['image', 'build']];
+    ['ssh'], ['exec'], ['image'], ['image', 'build'], ['agent'], ['agent', 'set'], ['agent', 'list'],
+    ['new-chat'], ['send'], ['cancel'], ['interrupt'], ['logs'], ['conversations'], ['chat']];
   for (const c of commands) {
     const r = await cli.ok([...c, '--help']);
     assert.match(r.stdout, /Usage: claude-vm/, c.join(' '));

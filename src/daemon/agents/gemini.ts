@@ -10,7 +10,7 @@
  * checks. The user's own ~/.gemini (OAuth login, extensions, GEMINI.md memory) is therefore NOT used.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EventPayloads, EventType } from '../../protocol/events.js';
@@ -73,15 +73,19 @@ class GeminiDriver implements AgentDriver {
   interrupt = () => this.halt('interrupted by the user');
   stop = () => this.halt('the agent was stopped');
 
-  /** SIGINT to the whole group, as a terminal's Ctrl-C would; SIGKILL to the group if it is not gone in 3 s. */
+  /** SIGINT to the whole group, as a terminal's Ctrl-C would; SIGKILL to the group if it is not gone in 3 s.
+   *  gemini runs each shell command in a process group of its own and leaves it running when it exits on
+   *  SIGINT, so every process below gemini at the time of the interrupt is killed once gemini is gone. */
   private async halt(reason: string): Promise<void> {
     const pid = this.proc?.pid;
     if (!pid) return;
     this.turn.stopping ??= reason;
+    const below = descendants(pid);
     signalGroup(pid, 'SIGINT');
     const timer = setTimeout(() => signalGroup(pid, 'SIGKILL'), KILL_AFTER_MS);
     await this.closed;
     clearTimeout(timer);
+    for (const p of below) { try { process.kill(p, 'SIGKILL'); } catch { /* already gone */ } }
   }
 
   private finish(code: number | null, signal: string | null, stderr: string): void {
@@ -176,6 +180,23 @@ class GeminiDriver implements AgentDriver {
     writeFileSync(join(home, '.gemini', 'settings.json'), JSON.stringify(settings, null, 2) + '\n', { mode: 0o600 });
     return home;
   }
+}
+
+/** Every process below `root` (Linux /proc; none elsewhere), children before grandchildren. */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number[]>();
+  let entries: string[] = [];
+  try { entries = readdirSync('/proc').filter((d) => /^\d+$/.test(d)); } catch { return []; }
+  for (const d of entries) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]); // after "pid (comm) state"
+      parent.set(ppid, [...(parent.get(ppid) ?? []), Number(d)]);
+    } catch { /* exited meanwhile */ }
+  }
+  const out: number[] = [];
+  for (let i = 0, todo = [root]; i < todo.length; i++) for (const c of parent.get(todo[i]!) ?? []) (out.push(c), todo.push(c));
+  return out;
 }
 
 const signalGroup = (pid: number, signal: NodeJS.Signals) => { try { process.kill(-pid, signal); } catch { /* already gone */ } };
