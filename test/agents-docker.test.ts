@@ -247,3 +247,22 @@ test('chat --tui opens the agent TUI in tmux on the same session and holds headl
     await cli.run(['workspace', 'delete', ws.id, '--purge', '-y']);
   }
 });
+
+test('gemini runs end to end in the workspace against its own scripted API', async () => {
+  const { ScriptedGemini } = await import('./support/scripted-gemini.js');
+  const gemini = await ScriptedGemini.start();
+  try {
+    const { cli, ws } = await workspaceWithAgent();
+    await cli.ok(['agent', 'set', 'gemini', '--base-url', gemini.url, '--secret', 'GEMINI_API_KEY=gm-test-7777']);
+    gemini.enqueue({ tools: [{ name: 'run_shell_command', args: { command: 'echo from-gemini > gemini.txt' } }] }, { text: 'gemini wrote it' });
+    const conv = (await cli.ok(['new-chat', ws.id, '--agent', 'gemini', '-m', 'write gemini.txt'])).stdout.trim();
+    const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1 || count(e, 'error') > 0);
+    assert.equal(count(es, 'turn.completed'), 1, JSON.stringify(es.filter((e) => e.type === 'error')));
+    assert.equal((await cli.ok(['exec', ws.id, '--', 'cat', 'gemini.txt'])).stdout, 'from-gemini\n');
+    assert.ok(es.some((e) => e.type === 'tool.called'), 'the command is in the log');
+    assert.doesNotMatch(JSON.stringify(es), /gm-test-7777/);
+    await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+  } finally {
+    await gemini.close();
+  }
+});

@@ -3,8 +3,10 @@ import type { AgentName } from '../../protocol/events.js';
 import type { AgentDefinition } from './driver.js';
 import { claudeAgent } from './claude.js';
 import { codexAgent } from './codex.js';
+import { geminiAgent } from './gemini.js';
 
 export const AGENT_DEFINITIONS: Partial<Record<AgentName, AgentDefinition>> = {
   claude: claudeAgent,
   codex: codexAgent,
+  gemini: geminiAgent,
 };
