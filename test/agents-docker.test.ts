@@ -266,3 +266,21 @@ test('gemini runs end to end in the workspace against its own scripted API', asy
     await gemini.close();
   }
 });
+
+test('qwen runs end to end in the workspace against its own scripted Chat Completions API', async () => {
+  const { ScriptedChatCompletions } = await import('./support/scripted-chat-completions.js');
+  const openai = await ScriptedChatCompletions.start();
+  try {
+    const { cli, ws } = await workspaceWithAgent();
+    await cli.ok(['agent', 'set', 'qwen', '--base-url', `${openai.url}/v1`, '--model', 'mock-model', '--secret', 'OPENAI_API_KEY=qw-test-5555']);
+    openai.enqueue({ tools: [{ name: 'run_shell_command', arguments: { command: 'echo from-qwen > qwen.txt' } }] }, { text: 'qwen wrote it' });
+    const conv = (await cli.ok(['new-chat', ws.id, '--agent', 'qwen', '-m', 'write qwen.txt'])).stdout.trim();
+    const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1 || count(e, 'error') > 0);
+    assert.equal(count(es, 'turn.completed'), 1, JSON.stringify(es.filter((e) => e.type === 'error')));
+    assert.equal((await cli.ok(['exec', ws.id, '--', 'cat', 'qwen.txt'])).stdout, 'from-qwen\n');
+    assert.doesNotMatch(JSON.stringify(es), /qw-test-5555/);
+    await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+  } finally {
+    await openai.close();
+  }
+});

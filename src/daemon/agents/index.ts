@@ -4,9 +4,11 @@ import type { AgentDefinition } from './driver.js';
 import { claudeAgent } from './claude.js';
 import { codexAgent } from './codex.js';
 import { geminiAgent } from './gemini.js';
+import { qwenAgent } from './qwen.js';
 
 export const AGENT_DEFINITIONS: Partial<Record<AgentName, AgentDefinition>> = {
   claude: claudeAgent,
   codex: codexAgent,
   gemini: geminiAgent,
+  qwen: qwenAgent,
 };
