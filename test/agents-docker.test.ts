@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { BIN, Cli, IMAGE, makeGitRepo } from './support/cli.js';
+import { BIN, Cli, FOREIGN_IMAGE, IMAGE, makeGitRepo } from './support/cli.js';
 import { ScriptedAnthropic } from './support/scripted-anthropic.js';
 import type { AnyEvent, ConversationInfo } from '../src/protocol/events.js';
 import type { WorkspaceInfo } from '../src/protocol/types.js';
@@ -282,5 +282,27 @@ test('qwen runs end to end in the workspace against its own scripted Chat Comple
     await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
   } finally {
     await openai.close();
+  }
+});
+
+test('agent install puts Claude Code into an image that lacks it, and conversations then work there', async () => {
+  const cli = new Cli();
+  await cli.ok(['provider', 'add', 'hostnet', '--type', 'docker', '--option', 'network=host']);
+  const ws = JSON.parse((await cli.ok(['workspace', 'up', makeGitRepo('plain'), '--provider', 'hostnet', '--image', FOREIGN_IMAGE, '--json'])).stdout) as WorkspaceInfo;
+  try {
+    assert.notEqual((await cli.run(['exec', ws.id, '--', 'sh', '-c', 'command -v claude'])).code, 0, 'the image has no claude');
+    const installed = await cli.run(['agent', 'install', 'claude', '-w', ws.id], { timeoutMs: 300_000 });
+    assert.equal(installed.code, 0, installed.stderr);
+    assert.match(installed.stdout, /Installed claude 2\.1\.330/);
+    assert.match(installed.stderr, /Installing/, 'progress is shown');
+
+    await cli.ok(['agent', 'set', 'claude', '--base-url', model.url, '--secret', `ANTHROPIC_API_KEY=${SECRET}`]);
+    model.enqueue({ tools: [{ name: 'Bash', input: { command: 'echo installed-agent > proof.txt' } }] }, { text: 'done here too' });
+    const conv = (await cli.ok(['new-chat', ws.id, '-m', 'prove it'])).stdout.trim();
+    const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1 || count(e, 'error') > 0);
+    assert.equal(count(es, 'turn.completed'), 1, JSON.stringify(es.filter((e) => e.type === 'error')));
+    assert.equal((await cli.ok(['exec', ws.id, '--', 'cat', 'proof.txt'])).stdout, 'installed-agent\n');
+  } finally {
+    await cli.run(['workspace', 'delete', ws.id, '--purge', '-y']);
   }
 });

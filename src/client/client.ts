@@ -7,6 +7,7 @@ import type { ExecHandle, ExecOptions, LogOptions, ProviderOptionSpec } from '..
 import type { AnyEvent, ConversationInfo, QueuedMessage } from '../protocol/events.js';
 import type { AgentSettings, SetAgentRequest } from '../core/agents.js';
 import type { NewChatRequest } from '../core/conversations.js';
+import type { InstallAgentRequest } from '../core/agent-install.js';
 
 export interface ProviderTypeInfo {
   type: string;
@@ -45,6 +46,7 @@ export interface ClaudeVmClient {
   agents: {
     set(req: SetAgentRequest): Promise<AgentSettings>;
     list(): Promise<AgentSettings[]>;
+    install(req: InstallAgentRequest, progress?: ProgressFn): Promise<{ agent: string; version: string }>;
   };
   conversations: {
     create(req: NewChatRequest): Promise<ConversationInfo>;

@@ -3,6 +3,7 @@ import { ProviderService } from '../core/providers.js';
 import { WorkspaceService } from '../core/workspaces.js';
 import { AgentService } from '../core/agents.js';
 import { ConversationService } from '../core/conversations.js';
+import { installAgent } from '../core/agent-install.js';
 import { PROVIDER_TYPES } from '../providers/registry.js';
 import { StateStore } from '../store/state.js';
 import type { ClaudeVmClient } from './client.js';
@@ -47,6 +48,7 @@ export function inProcessClient(home: string): ClaudeVmClient {
     agents: {
       set: (req) => s().agents.set(req),
       list: () => s().agents.list(),
+      install: (req, progress) => installAgent(s().workspaces, req, progress ?? (() => undefined)),
     },
     conversations: {
       create: (req) => s().conversations.create(req),

@@ -22,6 +22,9 @@ const SUPERVISOR = `#!/bin/sh
 # Keeps the claude-vm workspace daemon running: one supervisor per workspace (flock), restart after a crash.
 D="$(cd "$(dirname "$0")" && pwd)"
 export CLAUDE_VM_ROOT="$(dirname "$D")"
+# Agents installed by \`claude-vm agent install\` (for images that do not ship them), and the CA they need.
+export PATH="$CLAUDE_VM_ROOT/agents/bin:$PATH"
+[ -f "$CLAUDE_VM_ROOT/ca.pem" ] && export NODE_EXTRA_CA_CERTS="$CLAUDE_VM_ROOT/ca.pem"
 if command -v flock >/dev/null 2>&1; then
   exec 9>"$CLAUDE_VM_ROOT/supervisor.lock"
   flock -n 9 || exit 0

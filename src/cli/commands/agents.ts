@@ -4,6 +4,7 @@ import { AGENTS } from '../../protocol/events.js';
 import type { Context } from '../context.js';
 import { collectKeyValue } from '../options.js';
 import { printJson, table } from '../render.js';
+import { progressReporter } from '../progress.js';
 
 export function agentCommands(program: Command, ctx: Context): void {
   const agent = program.command('agent').description('Configure coding agents (claude, codex, gemini, qwen, opencode)');
@@ -20,6 +21,22 @@ export function agentCommands(program: Command, ctx: Context): void {
       const workspaceId = o.workspace ? (await ctx.client().workspaces.get(o.workspace)).id : undefined;
       const s = await ctx.client().agents.set({ agent: name, workspaceId, baseUrl: o.baseUrl, model: o.model, secrets: o.secret });
       process.stdout.write(`Updated ${s.agent}${s.workspaceId ? ` for workspace ${s.workspaceId}` : ''}.\n`);
+    });
+
+  agent
+    .command('install <agent>')
+    .description("Install an agent's CLI into a running workspace whose image lacks it (kept on the volume)")
+    .requiredOption('-w, --workspace <id>', 'the workspace')
+    .option('--ca-bundle <file>', 'PEM bundle the workspace must trust to reach npm (default: $NODE_EXTRA_CA_CERTS; "" for none)')
+    .action(async (name: string, o: { workspace: string; caBundle?: string }) => {
+      const progress = progressReporter();
+      const caBundle = o.caBundle ?? process.env.NODE_EXTRA_CA_CERTS;
+      try {
+        const r = await ctx.client().agents.install({ workspace: o.workspace, agent: name, caBundle: caBundle || undefined }, progress.fn);
+        process.stdout.write(`Installed ${r.agent} ${r.version} in ${o.workspace}.\n`);
+      } finally {
+        progress.done();
+      }
     });
 
   agent
