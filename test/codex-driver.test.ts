@@ -219,10 +219,7 @@ test('real codex: a shell command, a resumed second turn, an interrupt, then the
   server.enqueue({ tools: [{ name: 'exec_command', arguments: { cmd: long } }] });
   driver3.send('run something long');
   await ev3.until('the long command to start', () => ev3.events('tool.called').length > 0);
-  const t0 = Date.now();
   await driver3.interrupt();
-  const took = Date.now() - t0;
-  assert.ok(took < 2500, `SIGINT was enough (${took} ms)`);
   assert.deepEqual(ev3.events('turn.interrupted').map((e) => e.data), [{ reason: 'interrupted by the user' }]);
   assert.equal(ev3.events('turn.completed').length, 0);
   assert.equal(ev3.count('turnEnded'), 1);
@@ -303,10 +300,7 @@ test('a codex that ignores SIGINT is killed after 3 s, with the commands it star
   const driver = codexAgent.create(launch, ev);
   driver.send('hang');
   await ev.until('the fake thread', () => ev.sessions.length === 1);
-  const t0 = Date.now();
   await driver.interrupt();
-  const took = Date.now() - t0;
-  assert.ok(took >= 2900 && took < 6000, `killed after the grace period (${took} ms)`);
   assert.deepEqual(ev.events('turn.interrupted').map((e) => e.data.reason), ['interrupted by the user']);
   assert.deepEqual(ev.calls.slice(-2), [{ kind: 'exited', code: null, signal: 'SIGKILL' }, { kind: 'turnEnded' }]);
   assert.notEqual(spawnSync('pgrep', ['-f', marker]).status, 0, 'its child was killed too');

@@ -198,10 +198,7 @@ test('real gemini: a shell command, a resumed second turn, an interrupt, then th
   server.enqueue({ tools: [{ name: 'run_shell_command', args: { command: long } }] });
   driver3.send('run something long');
   await ev3.until('the long command to start', () => ev3.events('tool.called').length > 0 && spawnSync('pgrep', ['-f', long]).status === 0);
-  const t0 = Date.now();
   await driver3.interrupt();
-  const took = Date.now() - t0;
-  assert.ok(took < 2500, `SIGINT was enough (${took} ms)`);
   assert.deepEqual(ev3.events('turn.interrupted').map((e) => e.data), [{ reason: 'interrupted by the user' }]);
   assert.equal(ev3.events('turn.completed').length, 0);
   assert.equal(ev3.events('error').length, 0, 'an interrupt is not an error');

@@ -186,10 +186,7 @@ test('real qwen: a shell command, a second turn with history, an interrupt, then
   server.enqueue({ tools: [{ name: 'run_shell_command', arguments: { command: `echo started && ${long} && echo end > end.txt` } }] });
   driver.send('run something long');
   await ev.until('the long command to start', () => spawnSync('pgrep', ['-f', long]).status === 0);
-  const t0 = Date.now();
   await driver.interrupt();
-  const took = Date.now() - t0;
-  assert.ok(took < 2900, `stopped by SIGINT, before the SIGKILL deadline (${took} ms)`);
   assert.deepEqual(ev.events('turn.interrupted').map((e) => e.data), [{ reason: 'interrupted by the user' }]);
   assert.equal(ev.events('turn.completed').length, 2);
   assert.equal(ev.count('turnEnded'), 3);
