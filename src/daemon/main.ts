@@ -11,7 +11,6 @@ import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Daemon } from './daemon.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 
@@ -28,6 +27,8 @@ function config(): { root: string; projectDir: string; workspaceId: string; vers
 }
 
 async function serve(): Promise<void> {
+  // Loaded only here: `call` runs once per client request and should start as fast as Node can.
+  const { Daemon } = await import('./daemon.js');
   const c = config();
   const daemon = new Daemon({ ...c, secretDir: process.env.CLAUDE_VM_SECRET_DIR ?? join('/tmp', `claude-vm-${process.getuid?.() ?? 0}`, c.workspaceId) });
   await daemon.start();
