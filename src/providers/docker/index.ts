@@ -112,17 +112,19 @@ export class DockerProvider implements Provider {
     }
   }
 
-  /** Exit code of the ready check, or null when the engine cannot exec yet (it may still be tearing down the last run). */
+  /**
+   * Exit code of the ready check, or null when the engine cannot exec yet (it may still be tearing down the last
+   * run). The check waits inside the container (up to ~2 s), so readiness is seen within 10 ms of the marker.
+   */
   private async probeReady(id: string): Promise<number | null> {
     try {
-      const { Id } = await this.engine.call<{ Id: string }>('POST', `/containers/${id}/exec`, { Cmd: ['sh', '-c', IS_READY], User: '0:0' });
-      await this.engine.call('POST', `/exec/${Id}/start`, { Detach: true });
-      for (let i = 0; i < 100; i++) {
-        const r = await this.engine.call<ExecInspect>('GET', `/exec/${Id}/json`);
-        if (!r.Running && r.ExitCode !== null) return r.ExitCode;
-        await sleep(5);
-      }
-      return null;
+      const wait = `i=0; until ${IS_READY}; do i=$((i+1)); [ $i -gt 200 ] && exit 1; sleep 0.01; done`;
+      const { Id } = await this.engine.call<{ Id: string }>('POST', `/containers/${id}/exec`, { Cmd: ['sh', '-c', wait], User: '0:0', AttachStdout: true, AttachStderr: true });
+      const conn = await this.engine.hijack(`/exec/${Id}/start`, { Detach: false, Tty: false });
+      conn.resume();
+      conn.end();
+      await new Promise((r) => conn.once('close', r));
+      return (await this.engine.call<ExecInspect>('GET', `/exec/${Id}/json`)).ExitCode;
     } catch (e) {
       if ([409, 500].includes(statusOf(e) ?? 0)) return null;
       throw e;
