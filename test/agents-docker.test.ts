@@ -306,3 +306,21 @@ test('agent install puts Claude Code into an image that lacks it, and conversati
     await cli.run(['workspace', 'delete', ws.id, '--purge', '-y']);
   }
 });
+
+test('opencode runs end to end in the workspace against a scripted Chat Completions API', async () => {
+  const { ScriptedChatCompletions } = await import('./support/scripted-chat-completions.js');
+  const openai = await ScriptedChatCompletions.start();
+  try {
+    const { cli, ws } = await workspaceWithAgent();
+    await cli.ok(['agent', 'set', 'opencode', '--base-url', `${openai.url}/v1`, '--model', 'mock-model', '--secret', 'OPENAI_API_KEY=oc-test-3333']);
+    openai.enqueue({ tools: [{ name: 'bash', arguments: { command: 'echo from-opencode > opencode.txt', description: 'write a file' } }] }, { text: 'opencode wrote it' });
+    const conv = (await cli.ok(['new-chat', ws.id, '--agent', 'opencode', '-m', 'write opencode.txt'])).stdout.trim();
+    const es = await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 1 || count(e, 'error') > 0, 120_000);
+    assert.equal(count(es, 'turn.completed'), 1, JSON.stringify(es.filter((e) => e.type === 'error')));
+    assert.equal((await cli.ok(['exec', ws.id, '--', 'cat', 'opencode.txt'])).stdout, 'from-opencode\n', 'written in the project directory');
+    assert.doesNotMatch(JSON.stringify(es), /oc-test-3333/);
+    await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+  } finally {
+    await openai.close();
+  }
+});
