@@ -9,7 +9,7 @@ import type { ProgressFn } from '../protocol/types.js';
 import { AGENT_PACKAGES } from './agent-packages.js';
 import { parseAgent } from './agents.js';
 import { daemonRoot, ensureDaemon } from './daemon-link.js';
-import { run } from './populate.js';
+import { run } from './run-in-workspace.js';
 import type { WorkspaceService } from './workspaces.js';
 
 export interface InstallAgentRequest {

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { PassThrough, Writable } from 'node:stream';
 import { UserError } from '../protocol/errors.js';
 import type { Provider, ResourceRefs } from '../providers/provider.js';
-import { run } from './populate.js';
+import { run } from './run-in-workspace.js';
 
 /** dist/src: the compiled daemon and the protocol it imports. */
 const SRC = join(dirname(fileURLToPath(import.meta.url)), '..');

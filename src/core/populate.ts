@@ -1,30 +1,11 @@
 /** @module Puts the project into a fresh workspace using nothing but the provider's exec: copy a path or clone a URL. */
 import { spawn } from 'node:child_process';
-import { PassThrough, Writable, type Readable } from 'node:stream';
+import { PassThrough } from 'node:stream';
+import { run } from './run-in-workspace.js';
 import { UserError } from '../protocol/errors.js';
 import type { ProgressFn } from '../protocol/types.js';
 import type { Provider, ResourceRefs } from '../providers/provider.js';
 import type { Source } from './sources.js';
-
-/** Runs a command in the workspace, collecting output; resolves with the exit code and the tail of stderr. */
-export async function run(
-  provider: Provider,
-  refs: ResourceRefs,
-  argv: string[],
-  opts: { cwd?: string; stdin?: Readable; onLine?: (line: string) => void } = {},
-): Promise<{ code: number; output: string }> {
-  let output = '';
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      const text = chunk.toString('utf8');
-      output = (output + text).slice(-4000);
-      if (opts.onLine) for (const l of text.split(/[\r\n]+/)) if (l.trim()) opts.onLine(l.trim());
-      cb();
-    },
-  });
-  const h = await provider.exec(refs, { argv, cwd: opts.cwd, stdin: opts.stdin, stdout: sink, stderr: sink });
-  return { code: await h.exit, output };
-}
 
 export async function populate(
   provider: Provider,
