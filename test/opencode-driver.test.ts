@@ -8,13 +8,12 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, test } from 'node:test';
+import { before, test } from 'node:test';
 import { pinnedCli } from './support/pinned-cli.js';
-import type { EventPayloads, EventType } from '../src/protocol/events.js';
-import type { AgentDriver, AgentLaunch, DriverEvents } from '../src/daemon/agents/driver.js';
+import { NOBODY, Recorder, asNobody, tempRoot } from './support/driver-harness.js';
+import type { AgentDriver, AgentLaunch } from '../src/daemon/agents/driver.js';
 import { opencodeAgent } from '../src/daemon/agents/opencode.js';
 import { ScriptedChatCompletions } from './support/scripted-chat-completions.js';
 
@@ -28,58 +27,12 @@ before(() => {
   opencodeBin = pinnedCli('opencode-ai', VERSION, 'opencode');
 });
 
-const roots: string[] = [];
-after(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
 
-const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
-const asNobody = process.getuid?.() === 0 && spawnSync('setpriv', [...NOBODY, 'test', '-x', tmpdir()]).status === 0;
 
-type Call =
-  | { kind: 'emit'; type: EventType; data: any }
-  | { kind: 'session'; id: string }
-  | { kind: 'turnEnded' }
-  | { kind: 'exited'; code: number | null; signal: string | null };
-
-/** A DriverEvents that records every call, in order. */
-class Recorder implements DriverEvents {
-  readonly calls: Call[] = [];
-  emit<T extends EventType>(type: T, data: EventPayloads[T]): void {
-    this.calls.push({ kind: 'emit', type, data });
-  }
-  session(id: string): void {
-    this.calls.push({ kind: 'session', id });
-  }
-  turnEnded(): void {
-    this.calls.push({ kind: 'turnEnded' });
-  }
-  exited(code: number | null, signal: string | null): void {
-    this.calls.push({ kind: 'exited', code, signal });
-  }
-  events(type?: EventType): Array<{ type: EventType; data: any }> {
-    return this.calls.flatMap((c) => (c.kind === 'emit' && (!type || c.type === type) ? [c] : []));
-  }
-  get sessions(): string[] {
-    return this.calls.flatMap((c) => (c.kind === 'session' ? [c.id] : []));
-  }
-  count(kind: Call['kind']): number {
-    return this.calls.filter((c) => c.kind === kind).length;
-  }
-  async until(what: string, done: () => boolean, timeoutMs = 90_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!done()) {
-      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; calls:\n${JSON.stringify(this.calls, null, 1)}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-  turns(n: number): Promise<void> {
-    return this.until(`${n} turn(s) to end`, () => this.count('turnEnded') >= n);
-  }
-}
 
 /** A project dir, a state dir and a HOME (owned by nobody when dropping root), and the launch for them. */
 function setup(server: ScriptedChatCompletions, model: string | null): AgentLaunch {
-  const root = mkdtempSync(join(tmpdir(), 'cvm-opencode-'));
-  roots.push(root);
+  const root = tempRoot('cvm-opencode-');
   const dirs = ['project', 'state', 'home', 'bin'].map((d) => join(root, d));
   dirs.forEach((d) => mkdirSync(d));
   if (asNobody) for (const d of [root, ...dirs.slice(0, 3)]) chownSync(d, 65534, 65534);

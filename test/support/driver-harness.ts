@@ -1,0 +1,64 @@
+/** @module Shared by the agent driver tests: a recording DriverEvents, dropping root, and temp dirs that go away. */
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import type { EventPayloads, EventType } from '../../src/protocol/events.js';
+import type { DriverEvents } from '../../src/daemon/agents/driver.js';
+
+/** Agents refuse (or should not get) root: as root, run them as nobody when setpriv and the temp dir allow it. */
+export const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+export const asNobody = process.getuid?.() === 0 && spawnSync('setpriv', [...NOBODY, 'test', '-x', tmpdir()]).status === 0;
+
+const roots: string[] = [];
+after(() => roots.forEach((r) => rmSync(r, { recursive: true, force: true })));
+
+/** A temp directory removed when the test file ends. */
+export function tempRoot(prefix: string): string {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  roots.push(root);
+  return root;
+}
+
+export type Call =
+  | { kind: 'emit'; type: EventType; data: any }
+  | { kind: 'session'; id: string }
+  | { kind: 'turnEnded' }
+  | { kind: 'exited'; code: number | null; signal: string | null };
+
+/** A DriverEvents that records every call, in order. */
+export class Recorder implements DriverEvents {
+  readonly calls: Call[] = [];
+  emit<T extends EventType>(type: T, data: EventPayloads[T]): void {
+    this.calls.push({ kind: 'emit', type, data });
+  }
+  session(id: string): void {
+    this.calls.push({ kind: 'session', id });
+  }
+  turnEnded(): void {
+    this.calls.push({ kind: 'turnEnded' });
+  }
+  exited(code: number | null, signal: string | null): void {
+    this.calls.push({ kind: 'exited', code, signal });
+  }
+  events(type?: EventType): Array<{ type: EventType; data: any }> {
+    return this.calls.flatMap((c) => (c.kind === 'emit' && (!type || c.type === type) ? [c] : []));
+  }
+  get sessions(): string[] {
+    return this.calls.flatMap((c) => (c.kind === 'session' ? [c.id] : []));
+  }
+  count(kind: Call['kind']): number {
+    return this.calls.filter((c) => c.kind === kind).length;
+  }
+  async until(what: string, done: () => boolean, timeoutMs = 90_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!done()) {
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}; calls:\n${JSON.stringify(this.calls, null, 1)}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+  turns(n: number): Promise<void> {
+    return this.until(`${n} turn(s) to end`, () => this.count('turnEnded') >= n);
+  }
+}
