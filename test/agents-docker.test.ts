@@ -73,6 +73,15 @@ test('a turn writes a file and runs a command; every tool call is in the log and
   const leaks = spawnSync('docker', ['exec', `claude-vm-${ws.id}`, 'grep', '-rl', SECRET, '/workspace'], { encoding: 'utf8' });
   assert.equal(leaks.stdout, '', 'the API key is not on the workspace volume');
   assert.doesNotMatch((await cli.ok(['logs', conv, '--json'])).stdout, new RegExp(SECRET));
+
+  // A model that prints the key (as a prompt-injected one might) still cannot get it into claude-vm's log.
+  // (Claude Code's own transcript then holds it; keeping the key out of the agent's reach is the hardening issue.)
+  model.enqueue({ tools: [{ name: 'Bash', input: { command: 'echo "key=$ANTHROPIC_API_KEY"' } }] }, { text: 'printed' });
+  await cli.ok(['send', conv, 'print your key']);
+  await waitFor(cli, conv, (e) => count(e, 'turn.completed') === 2);
+  const log = (await cli.ok(['logs', conv, '--json'])).stdout;
+  assert.doesNotMatch(log, new RegExp(SECRET));
+  assert.match(log, /key=\*\*\*/, 'the printed key is masked in the tool result');
   assert.doesNotMatch((await cli.ok(['agent', 'list', '--json'])).stdout, new RegExp(SECRET));
   await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
 });

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import type { AgentName, ConversationInfo, ConversationState, QueuedMessage } from '../protocol/events.js';
 import { EventLog } from './event-log.js';
+import { scrubSecrets, secretValues } from './scrub.js';
 import type { AgentDefinition, AgentDriver } from './agents/driver.js';
 
 interface Meta {
@@ -178,7 +179,8 @@ export class Conversation {
       { cwd: this.deps.projectDir, env: this.env, model: this.meta.model, sessionId: this.meta.sessionId, stateDir },
       {
         emit: (type, data) => {
-          const e = this.log.append(type, data);
+          // Whatever a driver or a tool printed, the agent's secrets never reach the log.
+          const e = this.log.append(type, scrubSecrets(data, secretValues(this.env)));
           if (e.type === 'turn.completed') {
             this.meta.costUsd += e.data.costUsd ?? 0;
             if (e.data.result) this.meta.lastMessage = e.data.result;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EventPayloads, EventType } from '../../protocol/events.js';
 import type { AgentDefinition, AgentDriver, AgentLaunch, DriverEvents } from './driver.js';
+import { scrubSecrets, secretValues } from '../scrub.js';
 
 /** The parts of codex's JSONL events (codex-rs/exec/src/exec_events.rs) that this driver reads. */
 interface Item {
@@ -159,13 +160,7 @@ class CodexDriver implements AgentDriver {
   /** Events are stored and shown: no launch env value (API key, a base URL with credentials) may be in one,
    *  whether it came via codex's stderr or a command the model ran (`env`). */
   private emit<T extends EventType>(type: T, data: EventPayloads[T]): void {
-    const secrets = Object.entries(this.launch.env).filter(([k, v]) => v.length >= 8 && k !== 'PATH' && k !== 'HOME').map(([, v]) => v);
-    const scrub = (x: unknown): unknown =>
-      typeof x === 'string' ? secrets.reduce((s, v) => s.split(v).join('***'), x)
-      : Array.isArray(x) ? x.map(scrub)
-      : x && typeof x === 'object' ? Object.fromEntries(Object.entries(x).map(([k, v]) => [k, scrub(v)]))
-      : x;
-    this.events.emit(type, scrub(data) as EventPayloads[T]);
+    this.events.emit(type, scrubSecrets(data, secretValues(this.launch.env)));
   }
 
   /** $CODEX_HOME/config.toml: the model server from launch.env; no analytics (offline it delays exit by ~5 s). */

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EventPayloads, EventType } from '../../protocol/events.js';
 import type { AgentDefinition, AgentDriver, AgentLaunch, DriverEvents } from './driver.js';
+import { scrubSecrets, secretValues } from '../scrub.js';
 
 /** gemini-cli's stream-json events (packages/core/src/output/types.ts), the fields this driver reads. */
 interface GeminiEvent {
@@ -157,13 +158,7 @@ class GeminiDriver implements AgentDriver {
 
   /** Events are stored and shown: no launch env value (API key, a base URL with credentials) may be in one. */
   private emit<T extends EventType>(type: T, data: EventPayloads[T]): void {
-    const secrets = Object.entries(this.launch.env).filter(([k, v]) => v.length >= 8 && k !== 'PATH' && k !== 'HOME').map(([, v]) => v);
-    const scrub = (x: unknown): unknown =>
-      typeof x === 'string' ? secrets.reduce((s, v) => s.split(v).join('***'), x)
-      : Array.isArray(x) ? x.map(scrub)
-      : x && typeof x === 'object' ? Object.fromEntries(Object.entries(x).map(([k, v]) => [k, scrub(v)]))
-      : x;
-    this.events.emit(type, scrub(data) as EventPayloads[T]);
+    this.events.emit(type, scrubSecrets(data, secretValues(this.launch.env)));
   }
 
   /** $GEMINI_CLI_HOME/.gemini/settings.json. The key stays in the env (GEMINI_API_KEY); the file has no secret. */

@@ -28,6 +28,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EventPayloads, EventType } from '../../protocol/events.js';
 import type { AgentDefinition, AgentDriver, AgentLaunch, DriverEvents } from './driver.js';
+import { scrubSecrets, secretValues } from '../scrub.js';
 
 interface ToolPart {
   tool?: string; callID?: string; id?: string;
@@ -46,8 +47,6 @@ const KILL_AFTER_MS = 3000;
 const MAX_OUTPUT = 64_000;
 /** The provider id in the private opencode.json. */
 const PROVIDER = 'claudevm';
-/** Env keys that are configuration, not secrets (everything else in launch.env is scrubbed from events). */
-const NOT_SECRET = new Set(['PATH', 'HOME', 'OPENCODE_MODEL']);
 
 const newTurn = () => ({
   stopping: null as string | null, lastText: '', errors: [] as string[], steps: 0,
@@ -215,13 +214,7 @@ class OpencodeDriver implements AgentDriver {
 
   /** Events are stored and shown: no launch env value (API key, a base URL with credentials) may be in one. */
   private emit<T extends EventType>(type: T, data: EventPayloads[T]): void {
-    const secrets = Object.entries(this.launch.env).filter(([k, v]) => v.length >= 8 && !NOT_SECRET.has(k)).map(([, v]) => v);
-    const scrub = (x: unknown): unknown =>
-      typeof x === 'string' ? secrets.reduce((s, v) => s.split(v).join('***'), x)
-      : Array.isArray(x) ? x.map(scrub)
-      : x && typeof x === 'object' ? Object.fromEntries(Object.entries(x).map(([k, v]) => [k, scrub(v)]))
-      : x;
-    this.events.emit(type, scrub(data) as EventPayloads[T]);
+    this.events.emit(type, scrubSecrets(data, secretValues(this.launch.env)));
   }
 }
 

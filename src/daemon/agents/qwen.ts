@@ -20,6 +20,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { EventPayloads, EventType } from '../../protocol/events.js';
 import type { AgentDefinition, AgentDriver, AgentLaunch, DriverEvents } from './driver.js';
+import { scrubSecrets, secretValues } from '../scrub.js';
 
 interface ContentBlock {
   type: string; text?: string; id?: string; name?: string; input?: unknown;
@@ -160,13 +161,7 @@ class QwenDriver implements AgentDriver {
 
   /** Events are stored and shown: no launch env value (API key, a base URL with credentials) may be in one. */
   private emit<T extends EventType>(type: T, data: EventPayloads[T]): void {
-    const secrets = Object.entries(this.launch.env).filter(([k, v]) => v.length >= 8 && k !== 'PATH' && k !== 'HOME' && k !== 'OPENAI_MODEL').map(([, v]) => v);
-    const scrub = (x: unknown): unknown =>
-      typeof x === 'string' ? secrets.reduce((s, v) => s.split(v).join('***'), x)
-      : Array.isArray(x) ? x.map(scrub)
-      : x && typeof x === 'object' ? Object.fromEntries(Object.entries(x).map(([k, v]) => [k, scrub(v)]))
-      : x;
-    this.events.emit(type, scrub(data) as EventPayloads[T]);
+    this.events.emit(type, scrubSecrets(data, secretValues(this.launch.env)));
   }
 
   /** $QWEN_HOME/settings.json: no background memory calls (they hold up `result`), no telemetry. */
