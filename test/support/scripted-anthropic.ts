@@ -12,8 +12,8 @@
  *    below in case another version or mode makes them: a side call is recognised by having no `tools`.
  * An interrupted request (client hangs up during delayMs) has still consumed its turn.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeServer, json, listen, pause, readRequest, type ListenOptions } from './http-fixture.js';
 
 export interface ScriptedToolUse {
   name: string; // a Claude Code built-in, e.g. 'Write' {file_path, content} or 'Bash' {command}
@@ -58,22 +58,10 @@ export class ScriptedAnthropic {
   ) {}
 
   /** Listen on host (default 127.0.0.1; '0.0.0.0' lets a container reach it via the host gateway), random port. */
-  static start(opts: { host?: string; port?: number } = {}): Promise<ScriptedAnthropic> {
-    const host = opts.host ?? '127.0.0.1';
-    return new Promise((resolve, reject) => {
-      let self: ScriptedAnthropic | undefined;
-      const server = createServer((req, res) => {
-        self?.handle(req, res).catch((err) => (console.error('scripted-anthropic:', err), res.destroy()));
-      });
-      server.once('error', reject);
-      server.listen(opts.port ?? 0, host, () => {
-        const { port } = server.address() as AddressInfo;
-        // For a wildcard host, `url` is the loopback one; a container swaps in its host-gateway name.
-        const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-        self = new ScriptedAnthropic(server, `http://${urlHost}:${port}`);
-        resolve(self);
-      });
-    });
+  static async start(opts: ListenOptions = {}): Promise<ScriptedAnthropic> {
+    let self: ScriptedAnthropic | undefined;
+    const { server, url } = await listen('scripted-anthropic', (req, res) => self!.handle(req, res), opts);
+    return (self = new ScriptedAnthropic(server, url));
   }
 
   /** Model answers, consumed in order by conversation requests. */
@@ -101,23 +89,11 @@ export class ScriptedAnthropic {
   }
 
   close(): Promise<void> {
-    // Claude Code keeps connections alive; drop them so close() does not wait for the idle timeout.
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let raw = '';
-    for await (const chunk of req) raw += chunk;
-    let body: any = null;
-    try {
-      body = raw ? JSON.parse(raw) : null;
-    } catch {
-      body = raw;
-    }
-    const path = req.url ?? '/';
-    const pathname = path.split('?')[0];
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
+    const { body, path, pathname, headers } = await readRequest(req);
 
     if (req.method === 'POST' && pathname === '/v1/messages') {
       // A conversation step always carries the tool definitions; side calls (titles, summaries, …) do not.
@@ -128,7 +104,7 @@ export class ScriptedAnthropic {
     }
     this.probes.push({ method: req.method ?? '', path });
     if (req.method === 'POST' && pathname === '/v1/messages/count_tokens') {
-      return json(res, 200, { input_tokens: Math.ceil(raw.length / 4) });
+      return json(res, 200, { input_tokens: Math.ceil(JSON.stringify(body ?? "").length / 4) });
     }
     // Connectivity checks (HEAD / in some versions) just need a quick success.
     if (pathname === '/') return json(res, 200, {});
@@ -204,16 +180,4 @@ export class ScriptedAnthropic {
   }
 }
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(value));
-}
 
-/** Wait ms, but stop early when the client hangs up (an interrupt aborts the request), so no timer lingers. */
-function pause(res: ServerResponse, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => (clearTimeout(timer), res.off('close', done), resolve());
-    const timer = setTimeout(done, ms);
-    res.on('close', done);
-  });
-}

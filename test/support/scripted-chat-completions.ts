@@ -8,8 +8,8 @@
  * pieces, a chunk with finish_reason ('tool_calls' or 'stop') and a final chunk with usage. A request with
  * `stream: false` gets one chat.completion object.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeServer, json, listen, pause, readRequest, type ListenOptions } from './http-fixture.js';
 
 export interface ScriptedToolCall {
   name: string; // e.g. Qwen Code's 'run_shell_command' {command}
@@ -49,21 +49,10 @@ export class ScriptedChatCompletions {
     readonly url: string,
   ) {}
 
-  static start(opts: { host?: string; port?: number } = {}): Promise<ScriptedChatCompletions> {
-    const host = opts.host ?? '127.0.0.1';
-    return new Promise((resolve, reject) => {
-      let self: ScriptedChatCompletions | undefined;
-      const server = createServer((req, res) => {
-        self?.handle(req, res).catch((err) => (console.error('scripted-chat-completions:', err), res.destroy()));
-      });
-      server.once('error', reject);
-      server.listen(opts.port ?? 0, host, () => {
-        const { port } = server.address() as AddressInfo;
-        const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-        self = new ScriptedChatCompletions(server, `http://${urlHost}:${port}`);
-        resolve(self);
-      });
-    });
+  static async start(opts: ListenOptions = {}): Promise<ScriptedChatCompletions> {
+    let self: ScriptedChatCompletions | undefined;
+    const { server, url } = await listen('scripted-chat-completions', (req, res) => self!.handle(req, res), opts);
+    return (self = new ScriptedChatCompletions(server, url));
   }
 
   enqueue(...turns: ScriptedTurn[]): void {
@@ -83,22 +72,11 @@ export class ScriptedChatCompletions {
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let raw = '';
-    for await (const chunk of req) raw += chunk;
-    let body: any = null;
-    try {
-      body = raw ? JSON.parse(raw) : null;
-    } catch {
-      body = raw;
-    }
-    const path = req.url ?? '/';
-    const pathname = path.split('?')[0];
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
+    const { body, path, pathname, headers } = await readRequest(req);
     if (req.method === 'POST' && pathname === '/v1/chat/completions') {
       this.requests.push({ path, headers, body });
       return this.answer(res, body, this.queue.shift() ?? { text: NO_TURN_TEXT });
@@ -148,16 +126,4 @@ export class ScriptedChatCompletions {
   }
 }
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(value));
-}
 
-/** Wait ms, but stop early when the client hangs up (an interrupt aborts the request), so no timer lingers. */
-function pause(res: ServerResponse, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => (clearTimeout(timer), res.off('close', done), resolve());
-    const timer = setTimeout(done, ms);
-    res.on('close', done);
-  });
-}

@@ -9,8 +9,8 @@
  * The request body is `{contents: [{role, parts}], tools, systemInstruction, generationConfig}`: `contents` is
  * the whole history, function results as `{functionResponse: {name, response}}` parts.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeServer, json, listen, readRequest, type ListenOptions } from './http-fixture.js';
 
 export interface ScriptedToolCall {
   name: string; // a Gemini CLI tool, e.g. 'run_shell_command' {command, description?}
@@ -53,21 +53,10 @@ export class ScriptedGemini {
   ) {}
 
   /** Listen on host (default 127.0.0.1; '0.0.0.0' lets a container reach it via the host gateway), random port. */
-  static start(opts: { host?: string; port?: number } = {}): Promise<ScriptedGemini> {
-    const host = opts.host ?? '127.0.0.1';
-    return new Promise((resolve, reject) => {
-      let self: ScriptedGemini | undefined;
-      const server = createServer((req, res) => {
-        self?.handle(req, res).catch((err) => (console.error('scripted-gemini:', err), res.destroy()));
-      });
-      server.once('error', reject);
-      server.listen(opts.port ?? 0, host, () => {
-        const { port } = server.address() as AddressInfo;
-        const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-        self = new ScriptedGemini(server, `http://${urlHost}:${port}`);
-        resolve(self);
-      });
-    });
+  static async start(opts: ListenOptions = {}): Promise<ScriptedGemini> {
+    let self: ScriptedGemini | undefined;
+    const { server, url } = await listen('scripted-gemini', (req, res) => self!.handle(req, res), opts);
+    return (self = new ScriptedGemini(server, url));
   }
 
   /** Model answers, consumed in order. */
@@ -89,22 +78,11 @@ export class ScriptedGemini {
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let raw = '';
-    for await (const chunk of req) raw += chunk;
-    let body: any = null;
-    try {
-      body = raw ? JSON.parse(raw) : null;
-    } catch {
-      body = raw;
-    }
-    const path = req.url ?? '/';
-    const pathname = path.split('?')[0]!;
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
+    const { body, path, pathname, headers } = await readRequest(req);
     const m = STREAM_PATH.exec(pathname);
     if (req.method === 'POST' && m) {
       this.requests.push({ path, model: decodeURIComponent(m[1]!), headers, body });
@@ -148,7 +126,3 @@ export class ScriptedGemini {
   }
 }
 
-function json(res: ServerResponse, status: number, body: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(body));
-}

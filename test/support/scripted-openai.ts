@@ -11,8 +11,8 @@
  * The stream is the Responses API's SSE (`event: <type>\ndata: <json>\n\n`), ended by response.completed;
  * there is no [DONE] sentinel.
  */
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { closeServer, json, listen, pause, readRequest, type ListenOptions } from './http-fixture.js';
 
 export interface ScriptedToolCall {
   name: string; // a Codex function tool, e.g. 'exec_command' {cmd}
@@ -55,26 +55,16 @@ export class ScriptedOpenAI {
   ) {}
 
   /** Listen on host (default 127.0.0.1; '0.0.0.0' lets a container reach it via the host gateway), random port. */
-  static start(opts: { host?: string; port?: number } = {}): Promise<ScriptedOpenAI> {
-    const host = opts.host ?? '127.0.0.1';
-    return new Promise((resolve, reject) => {
-      let self: ScriptedOpenAI | undefined;
-      const server = createServer((req, res) => {
-        self?.handle(req, res).catch((err) => (console.error('scripted-openai:', err), res.destroy()));
-      });
-      // A WebSocket handshake arrives as 'upgrade', not 'request': refuse it so Codex falls back to SSE.
-      server.on('upgrade', (req, socket) => {
-        self?.probes.push({ method: `${req.method} (upgrade)`, path: req.url ?? '/' });
-        socket.end('HTTP/1.1 426 Upgrade Required\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      });
-      server.once('error', reject);
-      server.listen(opts.port ?? 0, host, () => {
-        const { port } = server.address() as AddressInfo;
-        const urlHost = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host;
-        self = new ScriptedOpenAI(server, `http://${urlHost}:${port}`);
-        resolve(self);
-      });
+  static async start(opts: ListenOptions = {}): Promise<ScriptedOpenAI> {
+    let self: ScriptedOpenAI | undefined;
+    const { server, url } = await listen('scripted-openai', (req, res) => self!.handle(req, res), opts);
+    self = new ScriptedOpenAI(server, url);
+    // A WebSocket handshake arrives as 'upgrade', not 'request': refuse it so Codex falls back to SSE.
+    server.on('upgrade', (req, socket) => {
+      self!.probes.push({ method: `${req.method} (upgrade)`, path: req.url ?? '/' });
+      socket.end('HTTP/1.1 426 Upgrade Required\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
     });
+    return self;
   }
 
   /** Model answers, consumed in order by POST /v1/responses. */
@@ -97,22 +87,11 @@ export class ScriptedOpenAI {
   }
 
   close(): Promise<void> {
-    this.server.closeAllConnections();
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    return closeServer(this.server);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    let raw = '';
-    for await (const chunk of req) raw += chunk;
-    let body: any = null;
-    try {
-      body = raw ? JSON.parse(raw) : null;
-    } catch {
-      body = raw;
-    }
-    const path = req.url ?? '/';
-    const pathname = path.split('?')[0];
-    const headers = Object.fromEntries(Object.entries(req.headers).map(([k, v]) => [k, String(v)]));
+    const { body, path, pathname, headers } = await readRequest(req);
 
     if (req.method === 'POST' && pathname === '/v1/responses') {
       this.requests.push({ path, headers, body });
@@ -199,16 +178,4 @@ export class ScriptedOpenAI {
   }
 }
 
-function json(res: ServerResponse, status: number, value: unknown): void {
-  res.writeHead(status, { 'content-type': 'application/json' });
-  res.end(JSON.stringify(value));
-}
 
-/** Wait ms, but stop early when the client hangs up (an interrupt aborts the request), so no timer lingers. */
-function pause(res: ServerResponse, ms: number): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => (clearTimeout(timer), res.off('close', done), resolve());
-    const timer = setTimeout(done, ms);
-    res.on('close', done);
-  });
-}
