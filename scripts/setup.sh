@@ -9,7 +9,8 @@ system_only=0
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
-packages=(docker.io debootstrap git tmux ca-certificates)
+# postgresql: the tests run the PostgreSQL state store against a throwaway server of their own (scripts/test-postgres.mjs).
+packages=(docker.io debootstrap git tmux ca-certificates postgresql)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
