@@ -6,6 +6,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -14,9 +15,15 @@ import { UserError } from '../protocol/errors.js';
 import type { Provider, ResourceRefs } from '../providers/provider.js';
 import { run } from './run-in-workspace.js';
 
-/** dist/src: the compiled daemon and the protocol it imports. */
-const SRC = join(dirname(fileURLToPath(import.meta.url)), '..');
-const SHIPPED = ['daemon', 'protocol'];
+/** dist/: the compiled daemon and the protocol it imports, shipped as src/daemon and src/protocol. */
+const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const SHIPPED = ['src/daemon', 'src/protocol'];
+/**
+ * The tunnel's WebSocket client, shipped as node_modules/ws next to src/ so the daemon's `import 'ws'` finds it in
+ * any image: its package.json, code and LICENSE (ws has no dependencies; its native speed-ups are optional). Node
+ * only resolves packages inside a node_modules directory, so the parent of this one is always named that.
+ */
+const WS = dirname(createRequire(import.meta.url).resolve('ws/package.json'));
 
 const SUPERVISOR = `#!/bin/sh
 # Keeps the claude-vm workspace daemon running: one supervisor per workspace (flock), restart after a crash.
@@ -44,21 +51,25 @@ let cachedVersion: string | undefined;
 export function daemonVersion(): string {
   if (cachedVersion) return cachedVersion;
   const h = createHash('sha256').update(SUPERVISOR);
-  for (const f of shippedFiles()) h.update(f).update(readFileSync(join(SRC, f)));
+  for (const { base, files } of shippedFiles()) for (const f of files) h.update(f).update(readFileSync(join(base, f)));
   return (cachedVersion = h.digest('hex').slice(0, 16));
 }
 
-function shippedFiles(): string[] {
-  const out: string[] = [];
-  const walk = (dir: string) => {
+/** What goes into $R/daemon: paths relative to `base`, which are also the paths there. */
+function shippedFiles(): Array<{ base: string; files: string[] }> {
+  const walk = (base: string, dir: string, keep: (name: string) => boolean, out: string[] = []): string[] => {
     for (const name of readdirSync(dir).sort()) {
       const p = join(dir, name);
-      if (statSync(p).isDirectory()) walk(p);
-      else if (name.endsWith('.js')) out.push(relative(SRC, p));
+      if (statSync(p).isDirectory()) walk(base, p, keep, out);
+      else if (keep(name)) out.push(relative(base, p));
     }
+    return out;
   };
-  for (const d of SHIPPED) walk(join(SRC, d));
-  return out;
+  const aboveModules = dirname(dirname(WS));
+  return [
+    { base: DIST, files: SHIPPED.flatMap((d) => walk(DIST, join(DIST, d), (n) => n.endsWith('.js'))) },
+    { base: aboveModules, files: walk(aboveModules, WS, (n) => /\.(c?js|mjs)$|^package\.json$|^LICENSE$/.test(n)) },
+  ];
 }
 
 export interface DaemonTarget {
@@ -94,14 +105,15 @@ export async function ensureDaemon(t: DaemonTarget): Promise<void> {
 
 /** Copies the daemon next to the running one, swaps it in, and has the supervisor restart onto it. */
 async function install(t: DaemonTarget, root: string, version: string): Promise<void> {
-  const tar = spawn('tar', ['-C', SRC, '-cf', '-', ...shippedFiles()], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // One archive from two places: `-C` before each group (GNU and BSD tar both take it between operands).
+  const tar = spawn('tar', ['-cf', '-', ...shippedFiles().flatMap(({ base, files }) => ['-C', base, ...files])], { stdio: ['ignore', 'pipe', 'inherit'] });
   // Consume at once: Node drains (and drops) an unread child stdout when the child exits before exec is ready.
   const archive = tar.stdout.pipe(new PassThrough());
   const script = [
     'set -e',
     'R="$1"; mkdir -p "$R" && chmod 700 "$R"',
-    'rm -rf "$R/daemon.new" && mkdir -p "$R/daemon.new/src"',
-    'tar -x --no-same-owner -f - -C "$R/daemon.new/src"',
+    'rm -rf "$R/daemon.new" && mkdir -p "$R/daemon.new"',
+    'tar -x --no-same-owner -f - -C "$R/daemon.new"',
     'printf \'{"type":"module"}\\n\' > "$R/daemon.new/package.json"',
     'printf "%s\\n" "$2" > "$R/daemon.new/VERSION"',
     'cat > "$R/daemon.new/supervise.sh" <<\'EOF\'\n' + SUPERVISOR + 'EOF',

@@ -1,7 +1,7 @@
 /**
  * @module The workspace daemon: loads the conversations kept on the volume, serves them on a unix socket
- * (newline-delimited JSON requests; responses and followed events as JSON lines) and keeps their agents going
- * with nobody attached.
+ * (newline-delimited JSON requests; responses and followed events as JSON lines) and to the control plane through
+ * the tunnel it dials (src/daemon/tunnel.ts), and keeps their agents going with nobody attached.
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { AGENTS, type AgentName } from '../protocol/events.js';
 import { Conversation } from './conversation.js';
 import { AGENT_DEFINITIONS } from './agents/index.js';
+import { TunnelClient, type RpcReply } from './tunnel.js';
 
 export interface DaemonOptions {
   /** $root holds the socket and conversations/ (on the workspace volume). */
@@ -29,9 +30,13 @@ export interface Request {
 
 class RpcError extends Error {}
 
+/** Methods that hold something for as long as the local connection lives, or stream on it. */
+const LOCAL_ONLY = new Set(['conversation.tui', 'events.read']);
+
 export class Daemon {
   private readonly conversations = new Map<string, Conversation>();
   private server: Server | undefined;
+  private tunnel: TunnelClient | undefined;
 
   constructor(private readonly opts: DaemonOptions) {}
 
@@ -56,10 +61,20 @@ export class Daemon {
     rmSync(this.socketPath, { force: true });
     this.server = createServer((s) => this.serve(s));
     await new Promise<void>((resolve, reject) => this.server!.once('error', reject).listen(this.socketPath, resolve));
+    // Without tunnel.json the tunnel just waits for it: the unix socket alone is a working daemon.
+    this.tunnel = new TunnelClient({
+      root: this.opts.root,
+      workspaceId: this.opts.workspaceId,
+      version: this.opts.version,
+      conversations: () => this.conversations.values(),
+      call: (method, params) => this.callRemote(method, params),
+    });
+    this.tunnel.start();
   }
 
   async stop(): Promise<void> {
     this.server?.close();
+    await this.tunnel?.stop();
     await Promise.all([...this.conversations.values()].map((c) => c.stop()));
   }
 
@@ -88,6 +103,16 @@ export class Daemon {
     socket.on('error', () => undefined);
   }
 
+  /** An RPC from the control plane: the socket's handler, answered by its final line. */
+  private callRemote(method: string, params: Record<string, unknown>): Promise<RpcReply> {
+    if (LOCAL_ONLY.has(method)) {
+      return Promise.resolve({ error: { message: `${method} is only served on the workspace's own socket.`, code: 'invalid_argument' } });
+    }
+    return new Promise((resolve) => {
+      this.handle({ id: 0, method, params }, (m) => resolve(m as RpcReply), []).catch((e: Error) => resolve({ error: { message: e.message } }));
+    });
+  }
+
   private async handle(req: Request, send: (m: object) => void, unsubscribers: Array<() => void>): Promise<void> {
     const p = req.params ?? {};
     switch (req.method) {
@@ -103,6 +128,7 @@ export class Daemon {
         });
         c.configure(p.env as Record<string, string> | undefined);
         this.conversations.set(id, c);
+        this.tunnel?.added(c);
         if (typeof p.message === 'string' && p.message) c.enqueue(p.message);
         return send({ result: c.info() });
       }
