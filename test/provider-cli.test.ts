@@ -25,10 +25,13 @@ test('secret options never appear in listings or in the state files', async () =
   const cli = new Cli();
   // No built-in type has a secret option yet, so exercise the store directly through a custom-type row.
   const { StateStore } = await import('../src/store/state.js');
-  const store = StateStore.open(cli.home);
-  await store.insertProvider({ name: 'vault', type: 'docker', options: { host: 'unix:///x.sock', token: 'fo1_SUPERSECRET' } });
+  const { openSqlite } = await import('../src/store/db.js');
+  const { SecretBox } = await import('../src/store/secrets.js');
+  await cli.ok(['provider', 'list']); // the server creates the store
+  const store = new StateStore(openSqlite(join(cli.home, 'state.db')), SecretBox.forHome(cli.home));
+  await store.insertProvider({ name: 'vault', type: 'docker', options: { host: 'unix:///x.sock', token: 'fo1_SUPERSECRET' }, ownerId: null });
   assert.equal((await store.getProvider('vault'))!.options.token, 'fo1_SUPERSECRET', 'the provider itself gets the real value');
-  store.close();
+  await store.close();
   const shown = await cli.ok(['provider', 'list', '-v']);
   assert.doesNotMatch(shown.stdout, /SUPERSECRET/);
   assert.match(shown.stdout, /token=\*{8}/);

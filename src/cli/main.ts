@@ -2,6 +2,9 @@
 import { Command, CommanderError } from 'commander';
 import { ExitError, UserError } from '../protocol/errors.js';
 import { createContext } from './context.js';
+import { isOffline } from './offline.js';
+import { serverCommands } from './commands/server.js';
+import { accountCommands } from './commands/accounts.js';
 import { providerCommands } from './commands/provider.js';
 import { workspaceCommands } from './commands/workspace.js';
 import { shellCommands } from './commands/shell.js';
@@ -9,7 +12,8 @@ import { imageCommands } from './commands/image.js';
 import { agentCommands } from './commands/agents.js';
 import { chatCommands } from './commands/chat.js';
 
-export const VERSION = '0.1.0';
+export { VERSION } from '../version.js';
+import { VERSION } from '../version.js';
 
 export async function main(argv: string[]): Promise<void> {
   const ctx = createContext();
@@ -26,7 +30,14 @@ export async function main(argv: string[]): Promise<void> {
   imageCommands(program, ctx);
   agentCommands(program, ctx);
   chatCommands(program, ctx);
+  serverCommands(program, ctx);
+  accountCommands(program, ctx);
   for (const c of allCommands(program)) c.exitOverride();
+  // Commands reach the control plane through the API; connecting (and starting a local server) happens only
+  // when a command that needs it runs, never for --help.
+  program.hook('preAction', async (_root, action) => {
+    if (!isOffline(action)) await ctx.connect();
+  });
 
   let code = 0;
   try {

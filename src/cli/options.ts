@@ -20,3 +20,17 @@ export async function confirm(question: string, yes: boolean | undefined): Promi
   rl.close();
   if (!/^y(es)?$/i.test(answer.trim())) throw new UserError('cancelled', 'Cancelled; nothing was changed.');
 }
+
+/** "90s", "30m", "2h", "1d", or a bare number of minutes; "0" means never. Returns seconds. */
+export function parseDuration(value: string, what = 'duration'): number {
+  const m = /^(\d+(?:\.\d+)?)([smhd]?)$/.exec(value.trim());
+  if (!m) throw new UserError('invalid_argument', `Invalid ${what} "${value}".`, 'Write it like 90s, 30m, 2h or 1d (a bare number is minutes; 0 is never).');
+  const n = Number(m[1]) * { s: 1, m: 60, h: 3600, d: 86400, '': 60 }[m[2] as 's' | 'm' | 'h' | 'd' | ''];
+  return Math.round(n);
+}
+
+export function parseCount(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0) throw new UserError('invalid_argument', `Invalid ${what} "${value}".`, 'Give a whole number, 0 or more.');
+  return n;
+}

@@ -1,19 +1,20 @@
 /**
- * @module The only surface the CLI (and later the web UI) talks to. Today it is served in-process; the control
- * plane will serve the same methods over HTTP, and the CLI will not notice the move.
+ * @module The only surface the CLI (and the web UI) talks to: the control plane's API. `http.ts` implements it
+ * over HTTP, WebSockets and SSE, for a local server and a remote one alike.
  */
 import type { ProviderInfo, ProgressFn, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
-import type { ExecHandle, ExecOptions, LogOptions, ProviderOptionSpec } from '../providers/provider.js';
+import type { ExecHandle, ExecOptions, LogOptions, ProviderOptionSpec, SizeSpec } from '../providers/provider.js';
 import type { AnyEvent, ConversationInfo, QueuedMessage } from '../protocol/events.js';
 import type { AgentSettings, SetAgentRequest } from '../core/agents.js';
 import type { NewChatRequest } from '../core/conversations.js';
-import type { InstallAgentRequest } from '../core/agent-install.js';
 
 export interface ProviderTypeInfo {
   type: string;
   description: string;
   isolates: boolean;
   options: ProviderOptionSpec[];
+  sizes: Record<string, SizeSpec>;
+  defaultSize: string;
 }
 
 export interface UpResponse {
@@ -25,7 +26,52 @@ export interface UpResponse {
 /** Where a command's terminal or streams go; the same shape the providers take. */
 export type StreamIo = Omit<ExecOptions, 'argv' | 'cwd' | 'asRoot'>;
 
+export interface InstallRequest {
+  workspace: string;
+  agent: string;
+  /** Path of a PEM bundle on the client's machine; its contents are sent. */
+  caBundle?: string;
+}
+
+export interface UserInfo {
+  id: string;
+  name: string;
+  admin: boolean;
+  createdAt: string;
+}
+
+export interface TokenInfo {
+  id: string;
+  name: string;
+  scope: string;
+  expiresAt: string | null;
+  revokedAt: string | null;
+  lastUsedAt: string | null;
+  createdAt: string;
+}
+
+export interface AuditEntry {
+  id: string;
+  at: string;
+  userId: string | null;
+  action: string;
+  target: string | null;
+  detail: Record<string, unknown>;
+}
+
+export interface ApprovalInfo {
+  approvalId: string;
+  tool: string;
+  input: unknown;
+  conversationId: string;
+  workspaceId: string;
+  requestedAt: string;
+}
+
 export interface ClaudeVmClient {
+  /** Where this client is connected (for messages). */
+  readonly url: string;
+  me(): Promise<{ user: { id: string; name: string; admin: boolean }; scope: string }>;
   providers: {
     types(): ProviderTypeInfo[];
     list(): Promise<ProviderInfo[]>;
@@ -44,9 +90,9 @@ export interface ClaudeVmClient {
     logs(ref: string, opts: LogOptions): Promise<void>;
   };
   agents: {
-    set(req: SetAgentRequest): Promise<AgentSettings>;
+    set(req: SetAgentRequest & { workspace?: string }): Promise<AgentSettings>;
     list(): Promise<AgentSettings[]>;
-    install(req: InstallAgentRequest, progress?: ProgressFn): Promise<{ agent: string; version: string }>;
+    install(req: InstallRequest, progress?: ProgressFn): Promise<{ agent: string; version: string }>;
   };
   conversations: {
     create(req: NewChatRequest): Promise<ConversationInfo>;
@@ -55,8 +101,24 @@ export interface ClaudeVmClient {
     send(ref: string, text: string): Promise<QueuedMessage>;
     cancel(ref: string, queueId: string): Promise<void>;
     interrupt(ref: string): Promise<boolean>;
+    /** With follow, reconnects by itself (a restarted server, a dropped network) and resumes without gaps. */
     events(ref: string, opts: { from?: number; follow?: boolean; onEvent: (e: AnyEvent) => void; signal?: AbortSignal }): Promise<void>;
     tui(ref: string, io: StreamIo): Promise<ExecHandle>;
   };
+  approvals: {
+    list(): Promise<ApprovalInfo[]>;
+    decide(id: string, decision: 'allow' | 'deny'): Promise<unknown>;
+  };
+  users: {
+    list(): Promise<UserInfo[]>;
+    add(name: string, admin: boolean): Promise<{ user: UserInfo; secret: string }>;
+    delete(ref: string): Promise<void>;
+  };
+  tokens: {
+    list(): Promise<TokenInfo[]>;
+    create(req: { name: string; expiresInDays?: number; readOnly?: boolean }): Promise<{ token: TokenInfo; secret: string }>;
+    revoke(id: string): Promise<void>;
+  };
+  audit(limit?: number): Promise<AuditEntry[]>;
   close(): void;
 }

@@ -2,35 +2,36 @@
  * @module `agent install`: puts an agent CLI into a running workspace whose image does not have it, under
  * /workspace/.claude-vm/agents on the volume (so it survives restarts), using the workspace's own npm.
  */
-import { readFileSync } from 'node:fs';
 import { PassThrough } from 'node:stream';
 import { UserError } from '../protocol/errors.js';
 import type { ProgressFn } from '../protocol/types.js';
 import { AGENT_PACKAGES } from './agent-packages.js';
 import { parseAgent } from './agents.js';
-import { daemonRoot, ensureDaemon } from './daemon-link.js';
+import { daemonRoot } from './daemon-link.js';
+import type { DaemonChannel } from './conversations.js';
 import { run } from './run-in-workspace.js';
 import type { WorkspaceService } from './workspaces.js';
 
 export interface InstallAgentRequest {
   workspace: string;
   agent: string;
-  /** PEM bundle the workspace must trust to reach the npm registry (a corporate TLS proxy). */
-  caBundle?: string;
+  /** PEM certificates the workspace must trust to reach the npm registry (a corporate TLS proxy). */
+  caPem?: string;
 }
 
-export async function installAgent(workspaces: WorkspaceService, req: InstallAgentRequest, progress: ProgressFn): Promise<{ agent: string; version: string }> {
+export async function installAgent(
+  workspaces: WorkspaceService,
+  daemons: DaemonChannel,
+  req: InstallAgentRequest,
+  progress: ProgressFn,
+): Promise<{ agent: string; version: string }> {
   const agent = parseAgent(req.agent);
   const p = AGENT_PACKAGES[agent];
   const t = await workspaces.runningTarget(req.workspace);
   const root = daemonRoot(t.provider.workspaceRoot(t.refs));
-  let ca: string | undefined;
-  if (req.caBundle) {
-    try {
-      ca = readFileSync(req.caBundle, 'utf8');
-    } catch (e) {
-      throw new UserError('not_found', `Cannot read CA bundle ${req.caBundle}: ${(e as Error).message}.`, 'Pass --ca-bundle with a PEM file, or --ca-bundle "" for none.');
-    }
+  const ca = req.caPem;
+  if (ca) {
+    if (!ca.includes('-----BEGIN CERTIFICATE-----')) throw new UserError('invalid_argument', 'The CA bundle holds no PEM certificate.', 'Pass --ca-bundle with a PEM file, or --ca-bundle "" for none.');
     progress({ step: 'Adding CA bundle', detail: `${root}/ca.pem` });
     const input = new PassThrough();
     input.end(ca);
@@ -51,7 +52,7 @@ export async function installAgent(workspaces: WorkspaceService, req: InstallAge
     const why = r.output.trim().split('\n').find((l) => /ERR|error/i.test(l)) ?? r.output.trim().split('\n').pop();
     throw new UserError('provider_unavailable', `Installing ${p.pkg}@${p.version} failed: ${why}`, 'Check that the workspace reaches the npm registry; behind a TLS proxy pass --ca-bundle.');
   }
-  // The daemon's PATH has the agents folder; restarting onto a current daemon picks up the new CLI.
-  await ensureDaemon(t);
+  // The daemon's PATH has the agents folder, so new conversations find the CLI; make sure the daemon is there.
+  await daemons.ensure(t, progress);
   return { agent, version: p.version };
 }

@@ -39,7 +39,11 @@ export function parseAgent(name: string): AgentName {
 }
 
 export class AgentService {
-  constructor(private readonly store: StateStore) {}
+  constructor(
+    private readonly store: StateStore,
+    /** Settings and secrets are each user's own. */
+    private readonly userId: string,
+  ) {}
 
   async set(req: SetAgentRequest): Promise<AgentSettings> {
     const agent = parseAgent(req.agent);
@@ -50,9 +54,9 @@ export class AgentService {
       if (!/^[A-Z_][A-Z0-9_]*$/.test(k)) throw new UserError('invalid_argument', `"${k}" is not an environment variable name.`, 'Write secrets as --secret NAME=VALUE, e.g. ANTHROPIC_API_KEY=…');
     }
     const workspaceId = req.workspaceId ?? '';
-    const current = (await this.store.listAgentConfigs()).find((c) => c.agent === agent && c.workspaceId === workspaceId);
+    const current = (await this.store.listAgentConfigs(this.userId)).find((c) => c.agent === agent && c.workspaceId === workspaceId);
     const secrets = Object.fromEntries(Object.entries({ ...current?.secrets, ...req.secrets }).filter(([, v]) => v !== ''));
-    await this.store.upsertAgentConfig({
+    await this.store.upsertAgentConfig(this.userId, {
       agent,
       workspaceId,
       baseUrl: req.baseUrl === undefined ? current?.baseUrl ?? null : req.baseUrl || null,
@@ -63,7 +67,7 @@ export class AgentService {
   }
 
   async list(): Promise<AgentSettings[]> {
-    return (await this.store.listAgentConfigs()).map((c) => ({
+    return (await this.store.listAgentConfigs(this.userId)).map((c) => ({
       agent: c.agent as AgentName,
       workspaceId: c.workspaceId || null,
       baseUrl: c.baseUrl,
@@ -75,7 +79,7 @@ export class AgentService {
 
   /** What the agent process gets in a workspace: the default settings overlaid with that workspace's own. */
   async launchSettings(agent: AgentName, workspaceId: string): Promise<{ env: Record<string, string>; model: string | null }> {
-    const rows = (await this.store.listAgentConfigs()).filter((c) => c.agent === agent && (c.workspaceId === '' || c.workspaceId === workspaceId));
+    const rows = (await this.store.listAgentConfigs(this.userId)).filter((c) => c.agent === agent && (c.workspaceId === '' || c.workspaceId === workspaceId));
     rows.sort((a, b) => a.workspaceId.length - b.workspaceId.length);
     const env: Record<string, string> = {};
     let model: string | null = null;

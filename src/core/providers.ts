@@ -5,6 +5,7 @@ import type { Provider } from '../providers/provider.js';
 import { PROVIDER_TYPES } from '../providers/registry.js';
 import { StateStore, type ProviderRow } from '../store/state.js';
 import { connectEngine, pingEngine } from '../providers/docker/engine.js';
+import type { Principal } from './principal.js';
 
 export interface AddProviderRequest {
   name: string;
@@ -17,10 +18,16 @@ export class ProviderService {
   constructor(
     private readonly store: StateStore,
     private readonly home: string,
+    private readonly principal: Principal,
   ) {}
 
+  /** Shared providers (added by an admin) and this user's own. */
   async list(): Promise<ProviderInfo[]> {
-    return (await this.store.listProviders()).map((r) => this.info(r));
+    return (await this.store.listProviders()).filter((r) => this.visible(r)).map((r) => this.info(r));
+  }
+
+  private visible(r: ProviderRow): boolean {
+    return r.ownerId === null || r.ownerId === this.principal.userId;
   }
 
   async add(req: AddProviderRequest): Promise<ProviderInfo> {
@@ -32,17 +39,18 @@ export class ProviderService {
     if (!factory) {
       throw new UserError('invalid_argument', `Unknown provider type "${type}".`, `Known types: ${Object.keys(PROVIDER_TYPES).join(', ')}. Pass --type for a custom name.`);
     }
-    if (await this.store.getProvider(req.name)) {
-      throw new UserError('already_exists', `Provider "${req.name}" already exists.`, `Change it with \`claude-vm provider set-options ${req.name} --option k=v\`.`);
-    }
     const options = req.options ?? {};
     validateOptions(type, options);
-    await this.store.insertProvider({ name: req.name, type, options });
+    // An admin's providers are shared with every user; anyone else's are their own.
+    const added = await this.store.insertProvider({ name: req.name, type, options, ownerId: this.principal.isAdmin ? null : this.principal.userId });
+    if (!added) {
+      throw new UserError('already_exists', `Provider "${req.name}" already exists.`, `Change it with \`claude-vm provider set-options ${req.name} --option k=v\`, or pick another name.`);
+    }
     return this.info((await this.store.getProvider(req.name))!);
   }
 
   async setOptions(name: string, options: Record<string, string>): Promise<ProviderInfo> {
-    const row = await this.require(name);
+    const row = await this.requireWritable(name);
     validateOptions(row.type, options);
     // An empty value removes the option, so a mistaken setting can be undone.
     const merged = Object.fromEntries(Object.entries({ ...row.options, ...options }).filter(([, v]) => v !== ''));
@@ -51,7 +59,7 @@ export class ProviderService {
   }
 
   async delete(name: string): Promise<void> {
-    await this.require(name);
+    await this.requireWritable(name);
     const n = await this.store.countWorkspacesOn(name);
     if (n > 0) {
       throw new UserError('wrong_state', `Provider "${name}" still has ${n} workspace(s).`, 'Delete them first with `claude-vm workspace delete <id> --purge`.');
@@ -59,12 +67,21 @@ export class ProviderService {
     await this.store.deleteProvider(name);
   }
 
+  /** A shared provider changes only by an admin's hand; a user's own only by its owner. */
+  private async requireWritable(name: string): Promise<ProviderRow> {
+    const row = await this.require(name);
+    if (row.ownerId === null && !this.principal.isAdmin) {
+      throw new UserError('forbidden', `Provider "${name}" is shared; only an admin can change it.`, 'Add your own with `claude-vm provider add <name> --type <type>`.');
+    }
+    return row;
+  }
+
   async require(name: string): Promise<ProviderRow> {
     const row = await this.store.getProvider(name);
-    if (row) return row;
-    // The two built-in types need no configuration; register them on first use.
-    if (name === 'docker' || name === 'local') {
-      await this.store.insertProvider({ name, type: name, options: {} });
+    if (row && this.visible(row)) return row;
+    // The two built-in types need no configuration; register them (shared) on first use.
+    if (!row && (name === 'docker' || name === 'local')) {
+      await this.store.insertProvider({ name, type: name, options: {}, ownerId: null });
       return (await this.store.getProvider(name))!;
     }
     throw new UserError('not_found', `No provider named "${name}".`, 'See `claude-vm provider list`, or add one with `claude-vm provider add <name>`.');

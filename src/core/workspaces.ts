@@ -9,6 +9,29 @@ import { DEFAULT_IMAGE } from './defaults.js';
 import { populate } from './populate.js';
 import type { ProviderService } from './providers.js';
 import { currentBranch, looksLikeGitUrl, looksLikePath, resolveSource, type Source } from './sources.js';
+import type { Principal } from './principal.js';
+import { PROVIDER_TYPES } from '../providers/registry.js';
+
+/** What the control plane adds around the lifecycle: policies, and connecting the workspace daemon. */
+export interface WorkspaceHooks {
+  /** Throws a `limit_exceeded` UserError when this user may not start another workspace now. */
+  beforeLaunch?(ownerId: string, kind: 'create' | 'start'): Promise<void>;
+  /** Installs (if needed) and starts the workspace daemon, and waits until its tunnel is up. */
+  connectDaemon?(t: WorkspaceTarget, progress: ProgressFn): Promise<void>;
+  /** Mounted into containers on a local engine so their daemons can dial the control plane. */
+  controlPlaneSocketDir?: string;
+  defaultAutoStopSeconds?: number | null;
+  /** Audit trail of lifecycle actions. */
+  audit?(action: string, target: string, detail?: Record<string, unknown>): Promise<void>;
+}
+
+export interface WorkspaceTarget {
+  provider: Provider;
+  refs: ResourceRefs;
+  workspaceId: string;
+  projectDir: string;
+  ownerId: string;
+}
 
 export interface UpResult {
   workspace: WorkspaceInfo;
@@ -29,8 +52,10 @@ export class WorkspaceService {
   constructor(
     private readonly store: StateStore,
     private readonly providers: ProviderService,
-    /** Labels every resource with the state store it belongs to, so several homes can share one engine. */
+    /** Labels every resource with the control plane it belongs to, so several can share one engine. */
     private readonly owner: string,
+    private readonly principal: Principal,
+    private readonly hooks: WorkspaceHooks = {},
   ) {}
 
   async up(req: UpRequest, progress: ProgressFn = () => undefined): Promise<UpResult> {
@@ -64,7 +89,16 @@ export class WorkspaceService {
         throw new UserError('already_exists', `A workspace named "${req.name}" already exists.`, 'Pick another --name, or resume it with `claude-vm workspace up ' + req.name + '`.');
       }
     }
+    if (req.autoStopSeconds !== undefined && !(Number.isInteger(req.autoStopSeconds) && req.autoStopSeconds >= 0)) {
+      throw new UserError('invalid_argument', `The auto-stop time must be a whole number of seconds, not "${req.autoStopSeconds}".`, 'Use 0 to never stop automatically.');
+    }
     const chosen = await this.providers.choose(req.provider);
+    const factory = PROVIDER_TYPES[chosen.row.type]!;
+    const size = req.size ?? factory.defaultSize;
+    if (!factory.sizes[size]) {
+      throw new UserError('invalid_argument', `The ${chosen.row.type} provider has no size "${size}".`, `Sizes: ${Object.keys(factory.sizes).join(', ')}.`);
+    }
+    await this.hooks.beforeLaunch?.(this.principal.userId, 'create');
     const provider = this.providers.instantiate(chosen.row);
     const notices = chosen.notice ? [chosen.notice] : [];
     if (!provider.isolates) notices.push(`The ${chosen.row.name} provider does not isolate: commands and agents run as you, on this machine, with your files and network.`);
@@ -76,7 +110,8 @@ export class WorkspaceService {
     while (await this.store.getWorkspace(id)) id = newWorkspaceId();
     const project = await this.store.findOrCreateProject(source, () => newId('prj'));
     const branch = req.branch ?? (source.sourceKind === 'path' ? currentBranch(source.source) : null);
-    const spec = { id, image, labels: this.labels(id, project.name), env: workspaceEnv(id) };
+    const spec = { id, image, labels: this.labels(id, project.name), env: workspaceEnv(id), size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir };
+    const autoStop = req.autoStopSeconds ?? this.hooks.defaultAutoStopSeconds ?? null;
 
     await this.store.insertWorkspace({
       id,
@@ -87,6 +122,9 @@ export class WorkspaceService {
       branch,
       projectDir: '',
       status: 'creating',
+      ownerId: this.principal.userId,
+      size,
+      autoStopSeconds: autoStop === 0 ? null : autoStop,
     });
     let refs: ResourceRefs | undefined;
     try {
@@ -95,7 +133,8 @@ export class WorkspaceService {
       await this.store.updateWorkspace(id, { resources: refs, projectDir });
       await provider.start(refs, progress);
       await populate(provider, refs, source, projectDir, req.branch ?? null, progress);
-      await this.store.updateWorkspace(id, { status: 'running', statusReason: null, startedAt: new Date().toISOString() });
+      await this.store.updateWorkspace(id, { status: 'running', statusReason: null, startedAt: new Date().toISOString(), lastActivityAt: new Date().toISOString() });
+      notices.push(...(await this.connect({ provider, refs, workspaceId: id, projectDir, ownerId: this.principal.userId }, progress)));
     } catch (e) {
       // Roll back completely: a failed `up` of a new workspace leaves no container, volume or row.
       progress({ step: 'Cleaning up', detail: errorMessage(e) });
@@ -104,6 +143,7 @@ export class WorkspaceService {
       await this.store.deleteProjectIfUnused(project.id);
       throw e;
     }
+    await this.hooks.audit?.('workspace.create', id, { provider: chosen.row.name, image, size });
     return { workspace: await this.info(id), action: 'created', notices };
   }
 
@@ -122,6 +162,7 @@ export class WorkspaceService {
       if (w.status !== 'running') await this.store.updateWorkspace(w.id, { status: 'running', statusReason: null });
       return { workspace: await this.info(w.id), action: 'already-running', notices };
     }
+    await this.hooks.beforeLaunch?.(this.principal.userId, 'start');
     await this.store.updateWorkspace(w.id, { status: 'starting', statusReason: null });
     try {
       let refs = w.resources;
@@ -130,21 +171,38 @@ export class WorkspaceService {
         progress({ step: 'Recreating workspace', detail: 'from its kept data' });
         await provider.check({ image: w.image }, progress);
         await provider.delete(refs, { purge: false }).catch(() => undefined);
-        refs = await provider.create({ id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id) }, progress);
+        refs = await provider.create(
+          { id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id), size: w.size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir },
+          progress,
+        );
         await this.store.updateWorkspace(w.id, { resources: refs });
       }
       await provider.start(refs, progress);
-      await this.store.updateWorkspace(w.id, { status: 'running', statusReason: null, startedAt: new Date().toISOString() });
+      await this.store.updateWorkspace(w.id, { status: 'running', statusReason: null, startedAt: new Date().toISOString(), lastActivityAt: new Date().toISOString() });
+      notices.push(...(await this.connect({ provider, refs, workspaceId: w.id, projectDir: w.projectDir, ownerId: w.ownerId ?? this.principal.userId }, progress)));
     } catch (e) {
       await this.store.updateWorkspace(w.id, { status: 'error', statusReason: `Start failed: ${errorMessage(e)}` });
       throw e;
     }
+    await this.hooks.audit?.('workspace.start', w.id);
     return { workspace: await this.info(w.id), action: 'started', notices };
+  }
+
+  /** Connects the workspace daemon; an image that cannot run it still gives a usable workspace, with a note. */
+  private async connect(t: WorkspaceTarget, progress: ProgressFn): Promise<string[]> {
+    if (!this.hooks.connectDaemon) return [];
+    try {
+      await this.hooks.connectDaemon(t, progress);
+      return [];
+    } catch (e) {
+      if (e instanceof UserError && e.code === 'wrong_state') return [`Agents are unavailable here: ${e.message}${e.hint ? ` ${e.hint}` : ''}`];
+      throw e;
+    }
   }
 
   /** Lists workspaces with their live state: the provider is the truth, the store a cache of it. */
   async list(filter: ListFilter = {}): Promise<WorkspaceInfo[]> {
-    const rows = await this.store.listWorkspaces();
+    const rows = await this.store.listWorkspaces(this.principal.userId);
     await Promise.all(rows.map((r) => this.reconcile(r).catch(() => undefined)));
     const infos = await Promise.all(rows.map((r) => this.info(r.id)));
     return infos.filter((w) => (filter.status ? w.status === filter.status : w.status !== 'deleted'));
@@ -156,7 +214,7 @@ export class WorkspaceService {
     return this.info(w.id);
   }
 
-  async down(ref: string, opts: { force?: boolean } = {}): Promise<WorkspaceInfo> {
+  async down(ref: string, opts: { force?: boolean; reason?: string } = {}): Promise<WorkspaceInfo> {
     const w = await this.resolve(ref);
     if (w.status === 'deleted') throw new UserError('wrong_state', `Workspace ${w.id} is deleted.`, `Bring it back with \`claude-vm workspace up ${w.id}\`.`);
     const provider = await this.providerFor(w);
@@ -167,7 +225,8 @@ export class WorkspaceService {
       await this.store.updateWorkspace(w.id, { status: 'error', statusReason: `Stop failed: ${errorMessage(e)}` });
       throw e;
     }
-    await this.store.updateWorkspace(w.id, { status: 'stopped', statusReason: null, startedAt: null });
+    await this.store.markStopped(w.id, 'stopped');
+    await this.hooks.audit?.('workspace.stop', w.id, opts.reason ? { reason: opts.reason } : {});
     return this.info(w.id);
   }
 
@@ -190,8 +249,10 @@ export class WorkspaceService {
       await this.store.deleteProjectIfUnused(w.project.id);
     } else {
       const { container: _gone, ...kept } = w.resources;
-      await this.store.updateWorkspace(w.id, { status: 'deleted', statusReason: null, resources: kept, startedAt: null });
+      await this.store.markStopped(w.id, 'deleted');
+      await this.store.updateWorkspace(w.id, { resources: kept });
     }
+    await this.hooks.audit?.('workspace.delete', w.id, { purge: !!opts.purge });
     return { id: w.id, purged: !!opts.purge };
   }
 
@@ -232,18 +293,18 @@ export class WorkspaceService {
   }
 
   private async findExact(ref: string): Promise<WorkspaceRow | undefined> {
-    return (await this.store.listWorkspaces()).find((w) => w.id === ref || w.name === ref);
+    return (await this.store.listWorkspaces(this.principal.userId)).find((w) => w.id === ref || w.name === ref);
   }
 
   private async matches(prefix: string): Promise<WorkspaceRow[]> {
     if (!prefix) return [];
-    return (await this.store.listWorkspaces()).filter((w) => w.id.startsWith(prefix) || (w.name ?? '').startsWith(prefix));
+    return (await this.store.listWorkspaces(this.principal.userId)).filter((w) => w.id.startsWith(prefix) || (w.name ?? '').startsWith(prefix));
   }
 
   /** What a daemon call needs: a running workspace's provider, resources and project directory. */
-  async runningTarget(ref: string): Promise<{ provider: Provider; refs: ResourceRefs; workspaceId: string; projectDir: string }> {
+  async runningTarget(ref: string): Promise<WorkspaceTarget> {
     const w = await this.requireRunning(ref);
-    return { provider: await this.providerFor(w), refs: w.resources, workspaceId: w.id, projectDir: w.projectDir };
+    return { provider: await this.providerFor(w), refs: w.resources, workspaceId: w.id, projectDir: w.projectDir, ownerId: w.ownerId ?? this.principal.userId };
   }
 
   private async requireRunning(ref: string): Promise<WorkspaceRow> {
@@ -268,9 +329,9 @@ export class WorkspaceService {
       s.state === 'running' ? { status: 'running', reason: null }
       : s.state === 'stopped' ? { status: 'stopped', reason: w.status === 'error' ? w.statusReason : null }
       : { status: 'error', reason: s.detail ?? 'the provider reports an error' };
-    if (next.status !== w.status || next.reason !== w.statusReason) {
-      await this.store.updateWorkspace(w.id, { status: next.status, statusReason: next.reason, ...(next.status === 'running' ? {} : { startedAt: null }) });
-    }
+    if (next.status === w.status && next.reason === w.statusReason) return;
+    if (next.status === 'running' || w.status !== 'running') await this.store.updateWorkspace(w.id, { status: next.status, statusReason: next.reason });
+    else await this.store.markStopped(w.id, next.status, next.reason);
   }
 
   private labels(id: string, project: string): Record<string, string> {
@@ -280,12 +341,19 @@ export class WorkspaceService {
   private async info(id: string): Promise<WorkspaceInfo> {
     const w = await this.store.getWorkspace(id);
     if (!w) throw new UserError('not_found', `Workspace ${id} no longer exists.`);
-    const row = await this.store.getProvider(w.provider);
-    const { resources: _r, ...rest } = w;
-    return { ...rest, providerType: row?.type ?? 'unknown' };
+    return workspaceInfo(w, await this.store.getProvider(w.provider));
   }
 }
 
+
+/** The public view of a row: no provider resources, with uptime and cost computed to this moment. */
+export function workspaceInfo(w: WorkspaceRow, provider: { type: string; options: Record<string, string> } | undefined): WorkspaceInfo {
+  const { resources: _r, ownerId: _o, uptimeSeconds, ...rest } = w;
+  const running = w.startedAt ? Math.max(0, Math.round((Date.now() - Date.parse(w.startedAt)) / 1000)) : 0;
+  const uptime = uptimeSeconds + running;
+  const price = provider ? PROVIDER_TYPES[provider.type]?.pricePerHour(w.size, provider.options) ?? 0 : 0;
+  return { ...rest, providerType: provider?.type ?? 'unknown', uptimeSeconds: uptime, costUsd: Math.round((uptime / 3600) * price * 10000) / 10000 };
+}
 
 function workspaceEnv(id: string): Record<string, string> {
   return { CLAUDE_VM_WORKSPACE_ID: id };

@@ -9,7 +9,10 @@ export type ErrorCode =
   | 'image_missing'
   | 'source_failed'
   | 'wrong_state'
-  | 'cancelled';
+  | 'cancelled'
+  | 'unauthorized'
+  | 'forbidden'
+  | 'limit_exceeded';
 
 /** An expected failure (bad input, missing thing, unreachable engine). `message` is one full sentence; `hint` names the fix. */
 export class UserError extends Error {

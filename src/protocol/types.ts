@@ -38,6 +38,16 @@ export interface WorkspaceInfo {
   updatedAt: string;
   /** Last time the workspace was started; null while stopped. */
   startedAt: string | null;
+  /** Provider-specific size name (small, medium, large, or a Fly machine preset); it sets limits and price. */
+  size: string;
+  /** Stop after this many idle seconds (no turn running, nobody attached); null: never. */
+  autoStopSeconds: number | null;
+  lastActivityAt: string | null;
+  stoppedAt: string | null;
+  /** Running time over the workspace's whole life, in seconds. */
+  uptimeSeconds: number;
+  /** uptime × the size's price; 0 where running costs nothing (a local engine without a price set). */
+  costUsd: number;
 }
 
 export interface UpRequest {
@@ -47,6 +57,9 @@ export interface UpRequest {
   image?: string;
   branch?: string;
   name?: string;
+  size?: string;
+  /** Seconds of idleness before an automatic stop; 0 turns it off. Default: the server's policy. */
+  autoStopSeconds?: number;
 }
 
 export interface DeleteRequest {

@@ -9,6 +9,25 @@ export interface WorkspaceSpec {
   /** Labels that let an operator find claude-vm's resources (`docker ps --filter label=…`). */
   labels: Record<string, string>;
   env: Record<string, string>;
+  /** One of the factory's sizes; sets CPU, memory and process limits where the provider can. */
+  size?: string;
+  /** The control plane's unix-socket directory on this host, for providers that can mount it (local engines). */
+  controlPlaneSocketDir?: string;
+}
+
+/** Where the control plane can be reached from the machine running this process. */
+export interface ControlPlaneEndpoints {
+  /** The loopback URL it listens on (http://127.0.0.1:port). */
+  url: string;
+  /** Its unix socket on this host. */
+  socketPath: string;
+  /** What remote workspaces dial (`--public-url`), if set. */
+  publicUrl?: string;
+}
+
+export interface SizeSpec {
+  cpus: number;
+  memoryMb: number;
 }
 
 /** Provider-owned identifiers, stored verbatim in the state store and handed back on every call. */
@@ -68,6 +87,8 @@ export interface Provider {
   status(refs: ResourceRefs): Promise<RuntimeStatus>;
   exec(refs: ResourceRefs, opts: ExecOptions): Promise<ExecHandle>;
   logs(refs: ResourceRefs, opts: LogOptions): Promise<void>;
+  /** The URL the workspace daemon dials to reach the control plane (its tunnel goes out, never in). */
+  tunnelUrl(refs: ResourceRefs, cp: ControlPlaneEndpoints): string;
 }
 
 /** Options a provider type accepts, shown by `provider add --help` and validated on add/set-options. */
@@ -82,6 +103,10 @@ export interface ProviderFactory {
   description: string;
   isolates: boolean;
   options: ProviderOptionSpec[];
+  sizes: Record<string, SizeSpec>;
+  defaultSize: string;
+  /** US dollars per hour for a size, from the provider's price table or options; 0 for your own machine. */
+  pricePerHour(size: string, options: Record<string, string>): number;
   /** `home` is $CLAUDE_VM_HOME; options are already unsealed. */
   create(options: Record<string, string>, home: string): Provider;
 }

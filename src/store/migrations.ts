@@ -56,4 +56,79 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (agent, workspace_id)
   );
   `,
+  // 3: the control plane. Users and their tokens (hashed), ownership, the event store fed by workspace tunnels,
+  // the audit log, policy leases, and what cost accounting and idle stop need.
+  `
+  CREATE TABLE users (
+    id          TEXT PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    is_admin    INTEGER NOT NULL DEFAULT 0,
+    created_at  TEXT NOT NULL
+  );
+  CREATE TABLE tokens (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name         TEXT NOT NULL,
+    hash         TEXT NOT NULL UNIQUE,  -- sha256 of the secret; the secret itself is shown once and never stored
+    scope        TEXT NOT NULL,         -- api | tunnel | session
+    workspace_id TEXT,                  -- tunnel tokens open only this workspace's tunnel
+    expires_at   TEXT,
+    revoked_at   TEXT,
+    last_used_at TEXT,
+    created_at   TEXT NOT NULL
+  );
+  CREATE INDEX tokens_user ON tokens(user_id);
+  ALTER TABLE workspaces ADD COLUMN owner_id TEXT;
+  ALTER TABLE workspaces ADD COLUMN size TEXT NOT NULL DEFAULT 'medium';
+  ALTER TABLE workspaces ADD COLUMN auto_stop_seconds INTEGER;
+  ALTER TABLE workspaces ADD COLUMN uptime_seconds INTEGER NOT NULL DEFAULT 0;  -- of finished runs
+  ALTER TABLE workspaces ADD COLUMN last_activity_at TEXT;
+  ALTER TABLE workspaces ADD COLUMN stopped_at TEXT;
+  ALTER TABLE workspaces ADD COLUMN launched_at TEXT;
+  CREATE INDEX workspaces_owner ON workspaces(owner_id);
+  ALTER TABLE providers ADD COLUMN owner_id TEXT;  -- NULL: shared by every user (added by an admin)
+  ALTER TABLE conversations ADD COLUMN info TEXT;  -- the daemon's last summary, served while the workspace is away
+  CREATE TABLE events (
+    workspace_id    TEXT NOT NULL,
+    conversation_id TEXT NOT NULL,
+    seq             INTEGER NOT NULL,
+    time            TEXT NOT NULL,
+    type            TEXT NOT NULL,
+    data            TEXT NOT NULL,
+    PRIMARY KEY (workspace_id, conversation_id, seq)
+  );
+  CREATE TABLE audit_log (
+    id       TEXT PRIMARY KEY,
+    at       TEXT NOT NULL,
+    user_id  TEXT,
+    action   TEXT NOT NULL,
+    target   TEXT,
+    detail   TEXT NOT NULL DEFAULT '{}'
+  );
+  CREATE INDEX audit_log_at ON audit_log(at);
+  CREATE TABLE launches (
+    user_id TEXT NOT NULL,
+    at      TEXT NOT NULL
+  );
+  CREATE INDEX launches_user ON launches(user_id, at);
+  CREATE TABLE leases (
+    key        TEXT PRIMARY KEY,
+    holder     TEXT NOT NULL,
+    expires_at TEXT NOT NULL
+  );
+  CREATE TABLE agent_configs_v3 (
+    user_id      TEXT NOT NULL DEFAULT '',
+    agent        TEXT NOT NULL,
+    workspace_id TEXT NOT NULL DEFAULT '',
+    base_url     TEXT,
+    model        TEXT,
+    secrets      TEXT NOT NULL DEFAULT '{}',
+    updated_at   TEXT NOT NULL,
+    PRIMARY KEY (user_id, agent, workspace_id)
+  );
+  INSERT INTO agent_configs_v3 (user_id, agent, workspace_id, base_url, model, secrets, updated_at)
+    SELECT '', agent, workspace_id, base_url, model, secrets, updated_at FROM agent_configs;
+  DROP TABLE agent_configs;
+  ALTER TABLE agent_configs_v3 RENAME TO agent_configs;
+  `,
 ];

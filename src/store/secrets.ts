@@ -23,6 +23,19 @@ export class SecretBox {
     return new SecretBox(Buffer.from(readFileSync(file, 'utf8').trim(), 'base64'));
   }
 
+  /** A key kept outside the database (and outside any home), e.g. shared by the processes of a team deployment. */
+  static fromFile(file: string): SecretBox {
+    let text: string;
+    try {
+      text = readFileSync(file, 'utf8').trim();
+    } catch (e) {
+      throw new Error(`cannot read secret key file ${file}: ${(e as Error).message}`);
+    }
+    const key = Buffer.from(text, 'base64');
+    if (key.length !== 32) throw new Error(`secret key file ${file} must hold 32 bytes in base64 (make one with: openssl rand -base64 32)`);
+    return new SecretBox(key);
+  }
+
   seal(plain: string): string {
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', this.key, iv);

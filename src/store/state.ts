@@ -1,23 +1,28 @@
 /**
- * @module Typed access to the state store. Async on purpose: the control plane will put PostgreSQL behind the
- * same methods, so callers must not rely on SQLite being synchronous.
+ * @module Typed access to the state store: providers, projects, workspaces, agent settings and conversations.
+ * Portable SQL over the `Db` seam, so SQLite and PostgreSQL serve the same methods.
  */
-import type { Db } from './db.js';
-import { openDb } from './db.js';
+import type { Db, Queryable } from './db.js';
 import { SecretBox, isSecretOption, MASK } from './secrets.js';
 import type { ProjectInfo, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
 import type { ResourceRefs } from '../providers/provider.js';
+import type { ConversationInfo } from '../protocol/events.js';
 
 export interface ProviderRow {
   name: string;
   type: string;
   /** Unsealed option values: only for handing to the provider, never for display. */
   options: Record<string, string>;
+  /** null: shared by every user. */
+  ownerId: string | null;
   createdAt: string;
 }
 
-export interface WorkspaceRow extends Omit<WorkspaceInfo, 'providerType'> {
+export interface WorkspaceRow extends Omit<WorkspaceInfo, 'providerType' | 'costUsd' | 'uptimeSeconds'> {
   resources: ResourceRefs;
+  ownerId: string | null;
+  /** Seconds of finished runs; the current run is counted from startedAt. */
+  uptimeSeconds: number;
 }
 
 export interface NewWorkspace {
@@ -29,52 +34,57 @@ export interface NewWorkspace {
   branch: string | null;
   projectDir: string;
   status: WorkspaceStatus;
+  ownerId: string;
+  size: string;
+  autoStopSeconds: number | null;
 }
 
-export type WorkspacePatch = Partial<Pick<WorkspaceRow, 'status' | 'statusReason' | 'resources' | 'startedAt' | 'provider' | 'image' | 'projectDir'>>;
+export type WorkspacePatch = Partial<
+  Pick<WorkspaceRow, 'status' | 'statusReason' | 'resources' | 'startedAt' | 'provider' | 'image' | 'projectDir' | 'uptimeSeconds' | 'lastActivityAt' | 'stoppedAt' | 'autoStopSeconds'>
+>;
 
-const now = (): string => new Date().toISOString();
+export const now = (): string => new Date().toISOString();
 
 export class StateStore {
-  private constructor(
-    private readonly db: Db,
-    private readonly box: SecretBox,
+  constructor(
+    readonly db: Db,
+    readonly box: SecretBox,
   ) {}
 
-  static open(home: string): StateStore {
-    return new StateStore(openDb(home), SecretBox.forHome(home));
-  }
-
-  close(): void {
-    this.db.close();
+  close(): Promise<void> {
+    return this.db.close();
   }
 
   // ---- providers
 
   async listProviders(): Promise<ProviderRow[]> {
-    const rows = this.db.prepare('SELECT * FROM providers ORDER BY name').all() as DbProvider[];
+    const rows = await this.db.all<DbProvider>('SELECT * FROM providers ORDER BY name');
     return rows.map((r) => this.providerFromDb(r));
   }
 
   async getProvider(name: string): Promise<ProviderRow | undefined> {
-    const r = this.db.prepare('SELECT * FROM providers WHERE name = ?').get(name) as DbProvider | undefined;
+    const r = await this.db.get<DbProvider>('SELECT * FROM providers WHERE name = ?', [name]);
     return r && this.providerFromDb(r);
   }
 
-  async insertProvider(p: Omit<ProviderRow, 'createdAt'>): Promise<void> {
-    this.db.prepare('INSERT INTO providers (name, type, options, created_at) VALUES (?, ?, ?, ?)').run(p.name, p.type, this.sealOptions(p.options), now());
+  /** Inserts unless the name exists (two requests registering a built-in provider at once). */
+  async insertProvider(p: Omit<ProviderRow, 'createdAt'>): Promise<boolean> {
+    const r = await this.db.run('INSERT INTO providers (name, type, options, owner_id, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (name) DO NOTHING', [
+      p.name, p.type, this.sealOptions(p.options), p.ownerId, now(),
+    ]);
+    return r.changes > 0;
   }
 
   async updateProviderOptions(name: string, options: Record<string, string>): Promise<void> {
-    this.db.prepare('UPDATE providers SET options = ? WHERE name = ?').run(this.sealOptions(options), name);
+    await this.db.run('UPDATE providers SET options = ? WHERE name = ?', [this.sealOptions(options), name]);
   }
 
   async deleteProvider(name: string): Promise<void> {
-    this.db.prepare('DELETE FROM providers WHERE name = ?').run(name);
+    await this.db.run('DELETE FROM providers WHERE name = ?', [name]);
   }
 
   async countWorkspacesOn(provider: string): Promise<number> {
-    return (this.db.prepare('SELECT COUNT(*) AS n FROM workspaces WHERE provider = ?').get(provider) as { n: number }).n;
+    return Number((await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM workspaces WHERE provider = ?', [provider]))!.n);
   }
 
   /** Options as they may be shown: secret values masked. */
@@ -92,6 +102,7 @@ export class StateStore {
       name: r.name,
       type: r.type,
       options: Object.fromEntries(Object.entries(sealed).map(([k, v]) => [k, this.box.open(v)])),
+      ownerId: r.owner_id,
       createdAt: r.created_at,
     };
   }
@@ -99,45 +110,52 @@ export class StateStore {
   // ---- projects
 
   async findOrCreateProject(p: Omit<ProjectInfo, 'id'>, newId: () => string): Promise<ProjectInfo> {
-    const found = this.db.prepare('SELECT * FROM projects WHERE source_kind = ? AND source = ?').get(p.sourceKind, p.source) as DbProject | undefined;
-    if (found) return projectFromDb(found);
     const id = newId();
-    this.db.prepare('INSERT INTO projects (id, name, source, source_kind, created_at) VALUES (?, ?, ?, ?, ?)').run(id, p.name, p.source, p.sourceKind, now());
-    return { id, ...p };
+    await this.db.run('INSERT INTO projects (id, name, source, source_kind, created_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT (source_kind, source) DO NOTHING', [
+      id, p.name, p.source, p.sourceKind, now(),
+    ]);
+    return projectFromDb((await this.db.get<DbProject>('SELECT * FROM projects WHERE source_kind = ? AND source = ?', [p.sourceKind, p.source]))!);
   }
 
   /** Projects are cheap bookkeeping: drop one once its last workspace is gone. */
   async deleteProjectIfUnused(id: string): Promise<void> {
-    this.db.prepare('DELETE FROM projects WHERE id = ? AND NOT EXISTS (SELECT 1 FROM workspaces WHERE project_id = ?)').run(id, id);
+    await this.db.run('DELETE FROM projects WHERE id = ? AND NOT EXISTS (SELECT 1 FROM workspaces WHERE project_id = ?)', [id, id]);
   }
 
   // ---- workspaces
 
-  async listWorkspaces(): Promise<WorkspaceRow[]> {
-    const rows = this.db.prepare(`${WORKSPACE_SELECT} ORDER BY w.created_at`).all() as DbWorkspace[];
+  /** One owner's workspaces; `undefined` lists everyone's (policies, admins). */
+  async listWorkspaces(ownerId?: string): Promise<WorkspaceRow[]> {
+    const rows = ownerId === undefined
+      ? await this.db.all<DbWorkspace>(`${WORKSPACE_SELECT} ORDER BY w.created_at, w.id`)
+      : await this.db.all<DbWorkspace>(`${WORKSPACE_SELECT} WHERE w.owner_id = ? ORDER BY w.created_at, w.id`, [ownerId]);
     return rows.map(workspaceFromDb);
   }
 
   async getWorkspace(id: string): Promise<WorkspaceRow | undefined> {
-    const r = this.db.prepare(`${WORKSPACE_SELECT} WHERE w.id = ?`).get(id) as DbWorkspace | undefined;
+    const r = await this.db.get<DbWorkspace>(`${WORKSPACE_SELECT} WHERE w.id = ?`, [id]);
     return r && workspaceFromDb(r);
   }
 
   async nameTaken(name: string): Promise<boolean> {
-    return !!this.db.prepare('SELECT 1 FROM workspaces WHERE name = ? OR id = ?').get(name, name);
+    return !!(await this.db.get('SELECT 1 FROM workspaces WHERE name = ? OR id = ?', [name, name]));
+  }
+
+  async countRunning(ownerId: string): Promise<number> {
+    const r = await this.db.get<{ n: number }>("SELECT COUNT(*) AS n FROM workspaces WHERE owner_id = ? AND status IN ('creating', 'starting', 'running')", [ownerId]);
+    return Number(r!.n);
   }
 
   async insertWorkspace(w: NewWorkspace): Promise<void> {
     const t = now();
-    this.db
-      .prepare(
-        `INSERT INTO workspaces (id, name, project_id, provider, image, branch, project_dir, status, resources, created_at, updated_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?)`,
-      )
-      .run(w.id, w.name, w.projectId, w.provider, w.image, w.branch, w.projectDir, w.status, t, t);
+    await this.db.run(
+      `INSERT INTO workspaces (id, name, project_id, provider, image, branch, project_dir, status, resources, owner_id, size, auto_stop_seconds, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?)`,
+      [w.id, w.name, w.projectId, w.provider, w.image, w.branch, w.projectDir, w.status, w.ownerId, w.size, w.autoStopSeconds, t, t],
+    );
   }
 
-  async updateWorkspace(id: string, patch: WorkspacePatch): Promise<void> {
+  async updateWorkspace(id: string, patch: WorkspacePatch, q: Queryable = this.db): Promise<void> {
     const cols: Record<keyof WorkspacePatch, string> = {
       status: 'status',
       statusReason: 'status_reason',
@@ -146,28 +164,44 @@ export class StateStore {
       provider: 'provider',
       image: 'image',
       projectDir: 'project_dir',
+      uptimeSeconds: 'uptime_seconds',
+      lastActivityAt: 'last_activity_at',
+      stoppedAt: 'stopped_at',
+      autoStopSeconds: 'auto_stop_seconds',
     };
     const sets: string[] = ['updated_at = ?'];
-    const values: unknown[] = [now()];
+    const values: (string | number | null)[] = [now()];
     for (const [k, v] of Object.entries(patch) as [keyof WorkspacePatch, unknown][]) {
       sets.push(`${cols[k]} = ?`);
-      values.push(k === 'resources' ? JSON.stringify(v) : v);
+      values.push(k === 'resources' ? JSON.stringify(v) : (v as string | number | null));
     }
-    this.db.prepare(`UPDATE workspaces SET ${sets.join(', ')} WHERE id = ?`).run(...values, id);
+    await q.run(`UPDATE workspaces SET ${sets.join(', ')} WHERE id = ?`, [...values, id]);
+  }
+
+  /** Ends the current run: its seconds join the total, so cost keeps counting only while running. */
+  async markStopped(id: string, status: WorkspaceStatus, reason: string | null = null): Promise<void> {
+    await this.db.tx(async (q) => {
+      const w = await q.get<{ started_at: string | null; uptime_seconds: number }>('SELECT started_at, uptime_seconds FROM workspaces WHERE id = ?', [id]);
+      if (!w) return;
+      const ran = w.started_at ? Math.max(0, Math.round((Date.now() - Date.parse(w.started_at)) / 1000)) : 0;
+      await this.updateWorkspace(id, { status, statusReason: reason, startedAt: null, stoppedAt: now(), uptimeSeconds: Number(w.uptime_seconds) + ran }, q);
+    });
   }
 
   async deleteWorkspace(id: string): Promise<void> {
-    this.db.transaction(() => {
-      this.db.prepare('DELETE FROM conversations WHERE workspace_id = ?').run(id);
-      this.db.prepare("DELETE FROM agent_configs WHERE workspace_id = ?").run(id);
-      this.db.prepare('DELETE FROM workspaces WHERE id = ?').run(id);
-    })();
+    await this.db.tx(async (q) => {
+      await q.run('DELETE FROM conversations WHERE workspace_id = ?', [id]);
+      await q.run('DELETE FROM events WHERE workspace_id = ?', [id]);
+      await q.run('DELETE FROM agent_configs WHERE workspace_id = ?', [id]);
+      await q.run("DELETE FROM tokens WHERE workspace_id = ? AND scope = 'tunnel'", [id]);
+      await q.run('DELETE FROM workspaces WHERE id = ?', [id]);
+    });
   }
 
-  // ---- agent settings
+  // ---- agent settings (per user; workspace_id '' is the user's default)
 
-  async listAgentConfigs(): Promise<AgentConfigRow[]> {
-    const rows = this.db.prepare('SELECT * FROM agent_configs ORDER BY agent, workspace_id').all() as DbAgentConfig[];
+  async listAgentConfigs(userId: string): Promise<AgentConfigRow[]> {
+    const rows = await this.db.all<DbAgentConfig>('SELECT * FROM agent_configs WHERE user_id = ? ORDER BY agent, workspace_id', [userId]);
     return rows.map((r) => ({
       agent: r.agent,
       workspaceId: r.workspace_id,
@@ -178,29 +212,45 @@ export class StateStore {
     }));
   }
 
-  async upsertAgentConfig(c: Omit<AgentConfigRow, 'updatedAt'>): Promise<void> {
+  async upsertAgentConfig(userId: string, c: Omit<AgentConfigRow, 'updatedAt'>): Promise<void> {
     const sealed = JSON.stringify(Object.fromEntries(Object.entries(c.secrets).map(([k, v]) => [k, this.box.seal(v)])));
-    this.db
-      .prepare(
-        `INSERT INTO agent_configs (agent, workspace_id, base_url, model, secrets, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-         ON CONFLICT (agent, workspace_id) DO UPDATE SET base_url = excluded.base_url, model = excluded.model,
-           secrets = excluded.secrets, updated_at = excluded.updated_at`,
-      )
-      .run(c.agent, c.workspaceId, c.baseUrl, c.model, sealed, now());
+    await this.db.run(
+      `INSERT INTO agent_configs (user_id, agent, workspace_id, base_url, model, secrets, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (user_id, agent, workspace_id) DO UPDATE SET base_url = excluded.base_url, model = excluded.model,
+         secrets = excluded.secrets, updated_at = excluded.updated_at`,
+      [userId, c.agent, c.workspaceId, c.baseUrl, c.model, sealed, now()],
+    );
   }
 
-  // ---- conversations (the daemon owns their content; the store remembers where each one lives)
+  // ---- conversations (the daemon owns their content; the store remembers where each lives and its last summary)
 
-  async insertConversation(c: Omit<ConversationRow, 'createdAt'>): Promise<void> {
+  async insertConversation(c: Omit<ConversationRow, 'createdAt' | 'info'> & { info?: ConversationInfo }): Promise<void> {
     const t = now();
-    this.db.prepare('INSERT INTO conversations (id, workspace_id, agent, created_at, updated_at) VALUES (?, ?, ?, ?, ?)').run(c.id, c.workspaceId, c.agent, t, t);
+    await this.db.run('INSERT INTO conversations (id, workspace_id, agent, info, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING', [
+      c.id, c.workspaceId, c.agent, c.info ? JSON.stringify(c.info) : null, t, t,
+    ]);
   }
 
-  async listConversations(workspaceId?: string): Promise<ConversationRow[]> {
-    const rows = (workspaceId
-      ? this.db.prepare('SELECT * FROM conversations WHERE workspace_id = ? ORDER BY created_at').all(workspaceId)
-      : this.db.prepare('SELECT * FROM conversations ORDER BY created_at').all()) as DbConversation[];
-    return rows.map((r) => ({ id: r.id, workspaceId: r.workspace_id, agent: r.agent, createdAt: r.created_at }));
+  async updateConversationInfo(workspaceId: string, info: ConversationInfo): Promise<void> {
+    await this.db.run('UPDATE conversations SET info = ?, updated_at = ? WHERE id = ? AND workspace_id = ?', [JSON.stringify(info), now(), info.id, workspaceId]);
+  }
+
+  async listConversations(filter: { workspaceId?: string; ownerId?: string } = {}): Promise<ConversationRow[]> {
+    const where: string[] = [];
+    const params: string[] = [];
+    if (filter.workspaceId) (where.push('c.workspace_id = ?'), params.push(filter.workspaceId));
+    if (filter.ownerId) (where.push('w.owner_id = ?'), params.push(filter.ownerId));
+    const rows = await this.db.all<DbConversation>(
+      `SELECT c.* FROM conversations c JOIN workspaces w ON w.id = c.workspace_id ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY c.created_at, c.id`,
+      params,
+    );
+    return rows.map((r) => ({ id: r.id, workspaceId: r.workspace_id, agent: r.agent, createdAt: r.created_at, info: r.info ? (JSON.parse(r.info) as ConversationInfo) : null }));
+  }
+
+  /** Rows from before the control plane belong to the first admin (the local user). */
+  async adoptOrphans(userId: string): Promise<void> {
+    await this.db.run('UPDATE workspaces SET owner_id = ? WHERE owner_id IS NULL', [userId]);
+    await this.db.run("UPDATE agent_configs SET user_id = ? WHERE user_id = ''", [userId]);
   }
 }
 
@@ -220,6 +270,7 @@ export interface ConversationRow {
   workspaceId: string;
   agent: string;
   createdAt: string;
+  info: ConversationInfo | null;
 }
 
 const WORKSPACE_SELECT = `
@@ -238,12 +289,14 @@ interface DbConversation {
   id: string;
   workspace_id: string;
   agent: string;
+  info: string | null;
   created_at: string;
 }
 interface DbProvider {
   name: string;
   type: string;
   options: string;
+  owner_id: string | null;
   created_at: string;
 }
 interface DbProject {
@@ -266,6 +319,12 @@ interface DbWorkspace {
   status: WorkspaceStatus;
   status_reason: string | null;
   resources: string;
+  owner_id: string | null;
+  size: string;
+  auto_stop_seconds: number | null;
+  uptime_seconds: number;
+  last_activity_at: string | null;
+  stopped_at: string | null;
   created_at: string;
   updated_at: string;
   started_at: string | null;
@@ -287,6 +346,12 @@ function workspaceFromDb(r: DbWorkspace): WorkspaceRow {
     status: r.status,
     statusReason: r.status_reason,
     resources: JSON.parse(r.resources) as ResourceRefs,
+    ownerId: r.owner_id,
+    size: r.size,
+    autoStopSeconds: r.auto_stop_seconds === null ? null : Number(r.auto_stop_seconds),
+    uptimeSeconds: Number(r.uptime_seconds),
+    lastActivityAt: r.last_activity_at,
+    stoppedAt: r.stopped_at,
     createdAt: r.created_at,
     updatedAt: r.updated_at,
     startedAt: r.started_at,

@@ -1,7 +1,7 @@
 /** @module Runs the real claude-vm binary against a private $CLAUDE_VM_HOME, as a user would. */
 import { spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, mkdirSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,11 +26,28 @@ export interface CliOptions {
   env?: Record<string, string>;
 }
 
+/** Homes whose local control plane this test process may have started; stopped when the process exits. */
+const homes = new Set<string>();
+process.once('exit', () => {
+  for (const home of homes) stopLocalServer(home);
+});
+
+/** Stops the control plane the CLI started for a home (it runs detached, so it would outlive the test). */
+export function stopLocalServer(home: string): void {
+  try {
+    const { pid } = JSON.parse(readFileSync(join(home, 'server.json'), 'utf8')) as { pid: number };
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // Never started, or already gone.
+  }
+}
+
 export class Cli {
   readonly home: string;
 
   constructor(readonly env: Record<string, string> = {}) {
     this.home = mkdtempSync(join(tmpdir(), 'cvm-home-'));
+    homes.add(this.home);
   }
 
   /** Runs claude-vm; a command still running after `timeoutMs` is killed and reported, so a hang fails one test, not CI. */

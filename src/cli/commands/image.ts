@@ -7,6 +7,7 @@ import type { Command } from 'commander';
 import { ExitError, UserError } from '../../protocol/errors.js';
 import { DEFAULT_IMAGE } from '../../core/defaults.js';
 import type { Context } from '../context.js';
+import { runsOffline } from '../offline.js';
 
 /** image/ ships inside the npm package, next to dist/. */
 export function imageDir(): string {
@@ -21,8 +22,7 @@ export function imageDir(): string {
 
 export function imageCommands(program: Command, _ctx: Context): void {
   const image = program.command('image').description('Build the workspace image');
-  image
-    .command('build')
+  runsOffline(image.command('build'))
     .description('Build the workspace image (Node 20, git, tmux and the agent CLIs)')
     .option('--offline', 'build without a container registry: debootstrap a Debian base from your apt mirror')
     .option('--tag <tag>', 'image tag', DEFAULT_IMAGE)

@@ -29,6 +29,11 @@ export class Engine {
     else throw new UserError('invalid_argument', `Unsupported Docker host "${where}".`, 'Use unix:///path/to/docker.sock or tcp://host:port.');
   }
 
+  /** True for an engine on this machine (a unix socket), whose containers can mount this machine's files. */
+  get local(): boolean {
+    return 'socketPath' in this.target;
+  }
+
   /** A JSON call; 2xx bodies are parsed (empty → undefined), other statuses throw EngineError with Docker's message. */
   async call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
     const res = await this.send(method, path, body);

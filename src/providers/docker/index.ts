@@ -2,7 +2,7 @@
 import { PassThrough } from 'node:stream';
 import { UserError } from '../../protocol/errors.js';
 import type { ProgressFn } from '../../protocol/types.js';
-import type { ExecHandle, ExecOptions, LogOptions, Provider, ProviderFactory, ResourceRefs, RuntimeStatus, WorkspaceSpec } from '../provider.js';
+import type { ControlPlaneEndpoints, ExecHandle, ExecOptions, LogOptions, Provider, ProviderFactory, ResourceRefs, RuntimeStatus, SizeSpec, WorkspaceSpec } from '../provider.js';
 import { BOOTSTRAP_SCRIPT, IS_READY, WORKSPACE_UID } from './bootstrap.js';
 import { Engine, connectEngine, demux, pingEngine, statusOf } from './engine.js';
 import { pullImage } from './pull.js';
@@ -10,6 +10,14 @@ import { pullImage } from './pull.js';
 /** Images built from image/Dockerfile carry this label: they bring their own non-root user and entrypoint. */
 export const NATIVE_IMAGE_LABEL = 'dev.claude-vm.image';
 const ROOT = '/workspace';
+/** Where the control plane's socket directory is mounted in workspaces on a local engine. */
+const CP_MOUNT = '/run/claude-vm';
+
+export const DOCKER_SIZES: Record<string, SizeSpec> = {
+  small: { cpus: 1, memoryMb: 2048 },
+  medium: { cpus: 2, memoryMb: 4096 },
+  large: { cpus: 4, memoryMb: 8192 },
+};
 
 interface ImageInspect {
   Config?: { User?: string; Labels?: Record<string, string> | null };
@@ -58,6 +66,9 @@ export class DockerProvider implements Provider {
       progress?.({ step: 'Creating volume', detail: volume });
       await this.engine.call('POST', '/volumes/create', { Name: volume, Labels: spec.labels });
     }
+    // The daemon dials the control plane through its socket, mounted in: no port is opened on either side.
+    const mountControlPlane = !!spec.controlPlaneSocketDir && !this.options['control-plane-url'] && this.engine.local;
+    const limits = await this.limits(spec.size);
     try {
       progress?.({ step: 'Creating container', detail: volume });
       const created = await this.engine.call<{ Id: string }>('POST', `/containers/create?name=${volume}`, {
@@ -70,18 +81,42 @@ export class DockerProvider implements Provider {
         ...(native ? {} : { User: '0:0', Entrypoint: ['/bin/sh', '-c', BOOTSTRAP_SCRIPT], Cmd: [] }),
         HostConfig: {
           Init: true,
-          Mounts: [{ Type: 'volume', Source: volume, Target: ROOT }],
+          Mounts: [
+            { Type: 'volume', Source: volume, Target: ROOT },
+            ...(mountControlPlane ? [{ Type: 'bind', Source: spec.controlPlaneSocketDir, Target: CP_MOUNT }] : []),
+          ],
+          ...limits,
           // Running workspaces come back after a dockerd or host restart; `down` keeps them down.
           RestartPolicy: { Name: 'unless-stopped' },
           SecurityOpt: ['no-new-privileges'],
           ...(this.options.network ? { NetworkMode: this.options.network } : {}),
         },
       });
-      return { container: created.Id, volume, user: native ? image.Config?.User || 'dev' : `${WORKSPACE_UID}:${WORKSPACE_UID}` };
+      return {
+        container: created.Id, volume, user: native ? image.Config?.User || 'dev' : `${WORKSPACE_UID}:${WORKSPACE_UID}`,
+        ...(mountControlPlane ? { controlPlaneSocket: `${CP_MOUNT}/server.sock` } : {}),
+      };
     } catch (e) {
       if (!existed) await this.engine.call('DELETE', `/volumes/${volume}`).catch(() => undefined);
       throw new UserError('provider_unavailable', `Docker could not create the container: ${(e as Error).message}.`, undefined, { cause: e });
     }
+  }
+
+  /** CPU, memory and process limits for a size, never more CPUs than the engine has (Docker refuses that). */
+  private async limits(size: string | undefined): Promise<Record<string, number>> {
+    const spec = DOCKER_SIZES[size ?? 'medium'];
+    if (!spec) throw new UserError('invalid_argument', `Unknown size "${size}".`, `Docker sizes: ${Object.keys(DOCKER_SIZES).join(', ')}.`);
+    const info = await this.engine.call<{ NCPU?: number; MemTotal?: number }>('GET', '/info');
+    const cpus = Math.min(spec.cpus, info.NCPU ?? spec.cpus);
+    const memory = Math.min(spec.memoryMb * 1024 * 1024, info.MemTotal ?? Infinity);
+    return { NanoCpus: Math.round(cpus * 1e9), Memory: memory, PidsLimit: 4096 };
+  }
+
+  tunnelUrl(refs: ResourceRefs, cp: ControlPlaneEndpoints): string {
+    if (this.options['control-plane-url']) return this.options['control-plane-url'];
+    if (refs.controlPlaneSocket) return `unix:${refs.controlPlaneSocket}`;
+    if (this.options.network === 'host' && this.engine.local) return cp.url;
+    return cp.publicUrl ?? cp.url;
   }
 
   async start(refs: ResourceRefs, progress?: ProgressFn): Promise<void> {
@@ -232,6 +267,17 @@ export const dockerProviderFactory: ProviderFactory = {
   options: [
     { name: 'host', description: 'Docker engine address (unix:///var/run/docker.sock, tcp://host:2375)', default: '$DOCKER_HOST or the local socket' },
     { name: 'network', description: 'Docker network for workspaces (e.g. host, or a network you created)', default: 'bridge' },
+    { name: 'control-plane-url', description: 'URL workspaces dial to reach the control plane', default: 'its socket, mounted in (local engines), else --public-url' },
+    { name: 'price-per-hour', description: 'what an hour of a medium workspace costs you (small ×0.5, large ×2), for cost accounting', default: '0' },
   ],
+  sizes: DOCKER_SIZES,
+  defaultSize: 'medium',
+  pricePerHour: (size, options) => scaledPrice(size, options),
   create: (options) => new DockerProvider(options),
 };
+
+/** Your own engine costs nothing unless you say what an hour is worth (a rented VPS, say). */
+export function scaledPrice(size: string, options: Record<string, string>): number {
+  const base = Number(options['price-per-hour'] ?? 0) || 0;
+  return base * ({ small: 0.5, medium: 1, large: 2 }[size] ?? 1);
+}

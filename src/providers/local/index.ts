@@ -6,7 +6,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { UserError } from '../../protocol/errors.js';
-import type { ExecHandle, ExecOptions, LogOptions, Provider, ProviderFactory, ResourceRefs, RuntimeStatus, WorkspaceSpec } from '../provider.js';
+import { cpus, totalmem } from 'node:os';
+import type { ControlPlaneEndpoints, ExecHandle, ExecOptions, LogOptions, Provider, ProviderFactory, ResourceRefs, RuntimeStatus, WorkspaceSpec } from '../provider.js';
 
 export class LocalProvider implements Provider {
   readonly type = 'local';
@@ -55,20 +56,22 @@ export class LocalProvider implements Provider {
       throw new UserError('wrong_state', 'The workspace is not running.', 'Start it with `claude-vm workspace up <id>`.');
     }
     const env = { ...process.env, ...JSON.parse(readFileSync(join(need(refs), 'env.json'), 'utf8')), ...opts.env, CLAUDE_VM_TMUX_SOCKET: tmuxSocket(refs) };
-    const [cmd, ...args] = opts.argv;
-    const argv = cmd === 'tmux' ? ['-L', tmuxSocket(refs), ...args] : args;
-    // A terminal cannot be faked over pipes without a pty library, so interactive sessions borrow ours.
-    const inherit = !!opts.tty && opts.stdin === process.stdin && opts.stdout === process.stdout;
-    const child = spawn(cmd!, argv, {
+    const [first, ...rest] = opts.argv;
+    let [cmd, argv] = [first!, first === 'tmux' ? ['-L', tmuxSocket(refs), ...rest] : rest];
+    // A terminal for a remote client: util-linux `script` allocates a pty without a native module. Resizing after
+    // the start is not passed on (a limit of this no-isolation fallback).
+    if (opts.tty) {
+      const inner = [cmd, ...argv].map(shellQuote).join(' ');
+      [cmd, argv] = ['script', ['-q', '-f', '-e', '-c', `stty rows ${opts.tty.rows} cols ${opts.tty.cols} 2>/dev/null; exec ${inner}`, '/dev/null']];
+    }
+    const child = spawn(cmd, argv, {
       cwd: opts.cwd ?? this.workspaceRoot(refs),
       env,
-      stdio: inherit ? 'inherit' : [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
+      stdio: [opts.stdin ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
-    if (!inherit) {
-      if (opts.stdin && child.stdin) opts.stdin.pipe(child.stdin);
-      child.stdout!.pipe(opts.stdout, { end: false });
-      child.stderr!.pipe(opts.stderr ?? opts.stdout, { end: false });
-    }
+    if (opts.stdin && child.stdin) opts.stdin.pipe(child.stdin);
+    child.stdout!.pipe(opts.stdout, { end: false });
+    child.stderr!.pipe(opts.stderr ?? opts.stdout, { end: false });
     const exit = new Promise<number>((resolve) => {
       child.on('error', (e) => {
         (opts.stderr ?? opts.stdout).write(`${cmd}: ${e.message}\n`);
@@ -77,6 +80,10 @@ export class LocalProvider implements Provider {
       child.on('close', (code, signal) => resolve(code ?? (signal ? 128 + 15 : 1)));
     });
     return { exit, resize: () => undefined };
+  }
+
+  tunnelUrl(_refs: ResourceRefs, cp: ControlPlaneEndpoints): string {
+    return `unix:${cp.socketPath}`;
   }
 
   async logs(refs: ResourceRefs, opts: LogOptions): Promise<void> {
@@ -88,6 +95,10 @@ export class LocalProvider implements Provider {
 function need(refs: ResourceRefs): string {
   if (!refs.dir) throw new UserError('wrong_state', 'This workspace has no directory recorded.');
   return refs.dir;
+}
+
+function shellQuote(s: string): string {
+  return /^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 function tmuxSocket(refs: ResourceRefs): string {
@@ -103,5 +114,8 @@ export const localProviderFactory: ProviderFactory = {
   description: 'Host directory and processes, no isolation (for machines without Docker)',
   isolates: false,
   options: [],
+  sizes: { host: { cpus: cpus().length, memoryMb: Math.round(totalmem() / 2 ** 20) } },
+  defaultSize: 'host',
+  pricePerHour: () => 0,
   create: (_options, home) => new LocalProvider(home),
 };

@@ -1,0 +1,63 @@
+/** @module `claude-vm server`: the control plane. Local mode needs no flags; teams add --db postgres://… */
+import type { Command } from 'commander';
+import { DEFAULT_POLICY } from '../../server/control-plane.js';
+import { startServer } from '../../server/server.js';
+import type { Context } from '../context.js';
+import { runsOffline } from '../offline.js';
+import { parseCount, parseDuration } from '../options.js';
+
+interface ServerFlags {
+  listen: string;
+  db?: string;
+  publicUrl?: string;
+  secretKeyFile?: string;
+  maxRunning: string;
+  launchesPerHour: string;
+  idleStop?: string;
+  autoDeleteDays?: string;
+  policyInterval: string;
+}
+
+export function serverCommands(program: Command, ctx: Context): void {
+  runsOffline(program.command('server'))
+    .description('Run the control plane: the API, workspace tunnels, users and policies')
+    .option('--listen <host:port>', 'where to serve the API', '127.0.0.1:7477')
+    .option('--db <url>', 'sqlite:PATH (default: $CLAUDE_VM_HOME/state.db) or postgres://user@host/db for teams')
+    .option('--public-url <url>', 'the URL remote workspaces dial to reach this server (https://cp.example.com)')
+    .option('--secret-key-file <file>', 'key that encrypts stored secrets (32 bytes, base64); share it between the processes of a team deployment')
+    .option('--max-running <n>', 'running workspaces allowed per user', String(DEFAULT_POLICY.maxRunning))
+    .option('--launches-per-hour <n>', 'workspace launches allowed per user per hour', String(DEFAULT_POLICY.launchesPerHour))
+    .option('--idle-stop <duration>', 'stop workspaces idle this long (no turn, nobody attached), unless they set their own; e.g. 30m')
+    .option('--auto-delete-days <n>', 'delete workspaces stopped this many days (their data is kept)')
+    .option('--policy-interval <duration>', 'how often policies run', '30s')
+    .addHelpText('after', `
+On first start the server creates an admin user and writes its token to $CLAUDE_VM_HOME/token (mode 0600),
+which the CLI on this machine uses. Other users get tokens from \`claude-vm user add <name>\`.
+
+Examples:
+  claude-vm server                                          local, SQLite, loopback only
+  claude-vm server --listen 0.0.0.0:7477 --db postgres://cvm@db/cvm --public-url https://cvm.example.com`)
+    .action(async (o: ServerFlags) => {
+      const idle = o.idleStop ? parseDuration(o.idleStop, '--idle-stop') : 0;
+      const s = await startServer({
+        home: ctx.home,
+        listen: o.listen,
+        db: o.db,
+        publicUrl: o.publicUrl,
+        secretKeyFile: o.secretKeyFile,
+        policy: {
+          maxRunning: parseCount(o.maxRunning, '--max-running'),
+          launchesPerHour: parseCount(o.launchesPerHour, '--launches-per-hour'),
+          idleStopSeconds: idle || null,
+          autoDeleteDays: o.autoDeleteDays ? parseCount(o.autoDeleteDays, '--auto-delete-days') : null,
+          intervalMs: Math.max(1, parseDuration(o.policyInterval, '--policy-interval')) * 1000,
+        },
+      });
+      process.stderr.write(`claude-vm server ${s.cp.instanceId} listening on ${s.url} and ${s.socketPath} (pid ${process.pid})\n`);
+      await new Promise<void>((resolve) => {
+        const stop = () => void s.close().finally(resolve);
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+      });
+    });
+}

@@ -1,0 +1,118 @@
+/** @module Conversations: create, send (queued by the daemon), cancel, interrupt; events as JSON or SSE; approvals. */
+import { streamSSE } from 'hono/streaming';
+import { UserError } from '../../protocol/errors.js';
+import type { AnyEvent, EventPayloads } from '../../protocol/events.js';
+import type { ControlPlane } from '../control-plane.js';
+import { errorBody } from './index.js';
+import { route, z, type Api } from './route.js';
+
+const ID = z.object({ id: z.string() });
+
+export function conversationRoutes(app: Api, cp: ControlPlane): void {
+  route(
+    app, cp,
+    { method: 'get', path: '/api/v1/conversations', summary: 'Your conversations (of one workspace, or all)', tag: 'conversations', query: z.object({ workspace: z.string().optional() }) },
+    async ({ c, s }, { query }) => c.json(await s.conversations.list(query.workspace)),
+  );
+
+  route(
+    app, cp,
+    {
+      method: 'post', path: '/api/v1/conversations', summary: 'Start a conversation with an agent in a running workspace', tag: 'conversations',
+      body: z.object({ workspace: z.string().min(1), agent: z.string().optional(), model: z.string().optional(), message: z.string().optional() }),
+    },
+    async ({ c, s }, { body }) => c.json(await s.conversations.create(body), 201),
+  );
+
+  route(app, cp, { method: 'get', path: '/api/v1/conversations/{id}', summary: 'One conversation: state, queue, cost', tag: 'conversations', params: ID }, async ({ c, s }, { params }) =>
+    c.json(await s.conversations.get(params.id)),
+  );
+
+  route(
+    app, cp,
+    { method: 'post', path: '/api/v1/conversations/{id}/messages', summary: 'Send a message; queued while a turn runs', tag: 'conversations', params: ID, body: z.object({ text: z.string().min(1) }) },
+    async ({ c, s }, { params, body }) => c.json(await s.conversations.send(params.id, body.text), 202),
+  );
+
+  route(
+    app, cp,
+    { method: 'delete', path: '/api/v1/conversations/{id}/messages/{queueId}', summary: 'Cancel a queued message', tag: 'conversations', params: z.object({ id: z.string(), queueId: z.string() }) },
+    async ({ c, s }, { params }) => {
+      await s.conversations.cancel(params.id, params.queueId);
+      return c.json({ cancelled: params.queueId });
+    },
+  );
+
+  route(app, cp, { method: 'post', path: '/api/v1/conversations/{id}/interrupt', summary: 'Interrupt the running turn', tag: 'conversations', params: ID }, async ({ c, s }, { params }) =>
+    c.json({ interrupted: await s.conversations.interrupt(params.id) }),
+  );
+
+  route(
+    app, cp,
+    {
+      method: 'get', path: '/api/v1/conversations/{id}/events',
+      summary: 'Events from sequence `from`; as Server-Sent Events (live, resumable with Last-Event-ID) when the client accepts text/event-stream',
+      tag: 'conversations', params: ID, answer: 'sse',
+      query: z.object({ from: z.coerce.number().int().min(1).optional(), limit: z.coerce.number().int().min(1).max(10_000).optional() }),
+    },
+    async ({ c, s }, { params, query }) => {
+      const conv = await s.conversations.locate(params.id);
+      const lastEventId = Number(c.req.header('last-event-id'));
+      const from = Number.isInteger(lastEventId) && lastEventId > 0 ? lastEventId + 1 : query.from ?? 1;
+      if (!c.req.header('accept')?.includes('text/event-stream')) {
+        const out: AnyEvent[] = [];
+        const limit = query.limit ?? 1000;
+        await cp.hub.read(conv.workspaceId, conv.id, { from, follow: false, onEvent: (e) => void (out.length < limit && out.push(e)) });
+        return c.json(out);
+      }
+      return streamSSE(c, async (sse) => {
+        const ac = new AbortController();
+        sse.onAbort(() => ac.abort());
+        const detach = cp.attach(conv.workspaceId);
+        // Comments keep proxies from closing a quiet stream, and tell the client the stream is alive.
+        const beat = setInterval(() => void sse.write(': keep-alive\n\n').catch(() => ac.abort()), 15_000);
+        let chain = Promise.resolve();
+        try {
+          await cp.hub.read(conv.workspaceId, conv.id, {
+            from, follow: true, signal: ac.signal,
+            onEvent: (e) => {
+              chain = chain.then(() => sse.writeSSE({ id: String(e.seq), event: 'event', data: JSON.stringify(e) })).catch(() => ac.abort());
+            },
+          });
+        } finally {
+          clearInterval(beat);
+          detach();
+        }
+      });
+    },
+  );
+
+  route(app, cp, { method: 'get', path: '/api/v1/conversations/{id}/tui', summary: "The agent's own terminal UI on this conversation's session (WebSocket, exec frames)", tag: 'terminals', params: ID, answer: 'websocket' }, async ({ c, s }, { params }) => {
+    await s.conversations.locate(params.id);
+    return c.json(errorBody(new UserError('invalid_argument', 'This route is a WebSocket: connect with an Upgrade request.')), 426);
+  });
+
+  route(app, cp, { method: 'get', path: '/api/v1/approvals', summary: 'Approval requests still waiting for a decision, across your conversations', tag: 'approvals' }, async ({ c, s }) => {
+    const events = await cp.events.ofTypes(s.principal.userId, ['approval.requested', 'approval.decided']);
+    const decided = new Set(events.filter((e) => e.type === 'approval.decided').map((e) => (e.data as EventPayloads['approval.decided']).approvalId));
+    return c.json(
+      events
+        .filter((e) => e.type === 'approval.requested' && !decided.has((e.data as EventPayloads['approval.requested']).approvalId))
+        .map((e) => ({ ...(e.data as EventPayloads['approval.requested']), conversationId: e.conversationId, workspaceId: e.workspaceId, requestedAt: e.time })),
+    );
+  });
+
+  route(
+    app, cp,
+    { method: 'post', path: '/api/v1/approvals/{id}', summary: 'Decide an approval request', tag: 'approvals', params: ID, body: z.object({ decision: z.enum(['allow', 'deny']), remember: z.boolean().optional() }) },
+    async ({ c, s }, { params, body }) => {
+      const events = await cp.events.ofTypes(s.principal.userId, ['approval.requested']);
+      const req = events.find((e) => (e.data as EventPayloads['approval.requested']).approvalId === params.id);
+      if (!req) throw new UserError('not_found', `No approval request ${params.id}.`, 'See `claude-vm approvals`.');
+      const t = await s.workspaces.runningTarget(req.workspaceId);
+      const r = await cp.daemons.call(t, 'approval.decide', { id: req.conversationId, approvalId: params.id, decision: body.decision, remember: !!body.remember, by: s.principal.name });
+      await cp.auth.audit({ userId: s.principal.userId, action: `approval.${body.decision}`, target: params.id, detail: { conversation: req.conversationId } });
+      return c.json(r);
+    },
+  );
+}

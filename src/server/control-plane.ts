@@ -1,0 +1,136 @@
+/**
+ * @module Everything one control-plane process holds: the stores, the tunnels and event hub, policies, and the
+ * per-user services built for each request (so a service can only ever see its own user's things).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { Db } from '../store/db.js';
+import { StateStore } from '../store/state.js';
+import { AuthStore } from '../store/auth.js';
+import { EventStore } from '../store/events.js';
+import { PolicyStore } from '../store/policy.js';
+import type { SecretBox } from '../store/secrets.js';
+import { ProviderService } from '../core/providers.js';
+import { WorkspaceService } from '../core/workspaces.js';
+import { AgentService } from '../core/agents.js';
+import { ConversationService } from '../core/conversations.js';
+import type { Principal } from '../core/principal.js';
+import type { ControlPlaneEndpoints } from '../providers/provider.js';
+import { EventHub } from './event-hub.js';
+import { TunnelHub } from './tunnels.js';
+import { TunnelDaemons } from './daemons.js';
+import { dirname } from 'node:path';
+import { UserError } from '../protocol/errors.js';
+
+export interface PolicyConfig {
+  /** Running workspaces per user. */
+  maxRunning: number;
+  /** Workspace launches (create or start) per user per rolling hour. */
+  launchesPerHour: number;
+  /** Default idle auto-stop for new workspaces, in seconds; null: never. */
+  idleStopSeconds: number | null;
+  /** Delete workspaces stopped for this many days (their data is kept); null: never. */
+  autoDeleteDays: number | null;
+  /** How often policies are evaluated. */
+  intervalMs: number;
+}
+
+export const DEFAULT_POLICY: PolicyConfig = { maxRunning: 10, launchesPerHour: 5, idleStopSeconds: null, autoDeleteDays: null, intervalMs: 30_000 };
+
+export interface UserServices {
+  principal: Principal;
+  providers: ProviderService;
+  workspaces: WorkspaceService;
+  agents: AgentService;
+  conversations: ConversationService;
+}
+
+export class ControlPlane {
+  readonly store: StateStore;
+  readonly auth: AuthStore;
+  readonly events: EventStore;
+  readonly policyStore: PolicyStore;
+  readonly hub: EventHub;
+  readonly tunnels: TunnelHub;
+  readonly daemons: TunnelDaemons;
+  /** This process, in leases and logs. */
+  readonly instanceId = `cp-${randomBytes(4).toString('hex')}`;
+  /** Open viewer streams and terminals per workspace: a workspace with someone attached is not idle. */
+  private readonly attached = new Map<string, number>();
+  private readonly lastTouch = new Map<string, number>();
+
+  constructor(
+    readonly db: Db,
+    box: SecretBox,
+    readonly home: string,
+    readonly endpoints: ControlPlaneEndpoints,
+    readonly policy: PolicyConfig,
+  ) {
+    this.store = new StateStore(db, box);
+    this.auth = new AuthStore(db);
+    this.events = new EventStore(db);
+    this.policyStore = new PolicyStore(db);
+    this.hub = new EventHub(this.events);
+    this.tunnels = new TunnelHub(this.store, this.events, this.hub);
+    this.daemons = new TunnelDaemons(this.tunnels, this.auth, endpoints);
+    this.hub.onActivity = (id) => this.touch(id);
+  }
+
+  /** Labels every Docker resource with the control plane it belongs to (a hash of its home, never the path). */
+  get ownerLabel(): string {
+    return createHash('sha256').update(this.home).digest('hex').slice(0, 12);
+  }
+
+  services(principal: Principal): UserServices {
+    const providers = new ProviderService(this.store, this.home, principal);
+    const workspaces = new WorkspaceService(this.store, providers, this.ownerLabel, principal, {
+      beforeLaunch: (userId) => this.checkLaunch(userId),
+      connectDaemon: (t, progress) => this.daemons.ensure(t, progress),
+      controlPlaneSocketDir: dirname(this.endpoints.socketPath),
+      defaultAutoStopSeconds: this.policy.idleStopSeconds,
+      audit: (action, target, detail) => this.auth.audit({ userId: principal.userId, action, target, detail: detail ?? {} }),
+    });
+    const agents = new AgentService(this.store, principal.userId);
+    const conversations = new ConversationService(this.store, workspaces, agents, this.daemons, this.hub, principal);
+    return { principal, providers, workspaces, agents, conversations };
+  }
+
+  /** Seed 000's limits: running workspaces and launches per hour, per user. */
+  private async checkLaunch(userId: string): Promise<void> {
+    const running = await this.store.countRunning(userId);
+    if (running >= this.policy.maxRunning) {
+      throw new UserError('limit_exceeded', `You have ${running} running workspaces, the most allowed.`, 'Stop one with `claude-vm workspace down <id>` first.');
+    }
+    const since = new Date(Date.now() - 3600_000);
+    const launches = await this.policyStore.launchesSince(userId, since);
+    if (launches >= this.policy.launchesPerHour) {
+      throw new UserError('limit_exceeded', `You launched ${launches} workspaces in the last hour, the most allowed.`, 'Wait a while, or ask an admin to raise --launches-per-hour.');
+    }
+    await this.policyStore.recordLaunch(userId);
+  }
+
+  attach(workspaceId: string): () => void {
+    this.attached.set(workspaceId, (this.attached.get(workspaceId) ?? 0) + 1);
+    this.touch(workspaceId, true);
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const n = (this.attached.get(workspaceId) ?? 1) - 1;
+      if (n <= 0) this.attached.delete(workspaceId);
+      else this.attached.set(workspaceId, n);
+      this.touch(workspaceId, true);
+    };
+  }
+
+  isAttached(workspaceId: string): boolean {
+    return (this.attached.get(workspaceId) ?? 0) > 0;
+  }
+
+  /** Records activity; written at most every 10 s per workspace unless forced. */
+  touch(workspaceId: string, force = false): void {
+    const t = Date.now();
+    if (!force && t - (this.lastTouch.get(workspaceId) ?? 0) < 10_000) return;
+    this.lastTouch.set(workspaceId, t);
+    void this.store.updateWorkspace(workspaceId, { lastActivityAt: new Date(t).toISOString() }).catch(() => undefined);
+  }
+}

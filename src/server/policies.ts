@@ -1,0 +1,79 @@
+/**
+ * @module Policies that act on their own: idle auto-stop and auto-delete of long-stopped workspaces. Several
+ * control-plane processes may share one database, so each action is taken under a lease and re-checked after
+ * taking it: whichever process wins does it once, the others see it done.
+ */
+import { errorMessage } from '../protocol/errors.js';
+import type { ControlPlane } from './control-plane.js';
+import type { WorkspaceRow } from '../store/state.js';
+
+const LEASE_MS = 5 * 60_000;
+
+export class PolicyRunner {
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+
+  constructor(private readonly cp: ControlPlane) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.cp.policy.intervalMs);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  async tick(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      for (const w of await this.cp.store.listWorkspaces()) {
+        if (this.idleExpired(w)) await this.act(`idle-stop:${w.id}:${w.startedAt}`, w, (fresh) => this.idleExpired(fresh), 'policy.idle-stop', (s) => s.workspaces.down(w.id, { reason: 'idle' }));
+        else if (this.deleteDue(w)) await this.act(`auto-delete:${w.id}:${w.stoppedAt}`, w, (fresh) => this.deleteDue(fresh), 'policy.auto-delete', (s) => s.workspaces.delete(w.id, { purge: false }));
+      }
+    } catch (e) {
+      process.stderr.write(`claude-vm server: policy pass failed: ${errorMessage(e)}\n`);
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private idleExpired(w: WorkspaceRow): boolean {
+    if (w.status !== 'running' || !w.autoStopSeconds) return false;
+    if (this.cp.tunnels.busy(w.id) || this.cp.isAttached(w.id)) return false;
+    const last = Date.parse(w.lastActivityAt ?? w.startedAt ?? w.updatedAt);
+    return Date.now() - last >= w.autoStopSeconds * 1000;
+  }
+
+  private deleteDue(w: WorkspaceRow): boolean {
+    const days = this.cp.policy.autoDeleteDays;
+    if (days === null || w.status !== 'stopped' || !w.stoppedAt) return false;
+    return Date.now() - Date.parse(w.stoppedAt) >= days * 86_400_000;
+  }
+
+  /**
+   * The lease key names this very occurrence (the run or the stop it ends), so a later idle period of the same
+   * workspace is a new action, while two processes looking at the same one contend for one key.
+   */
+  private async act(
+    key: string,
+    w: WorkspaceRow,
+    stillDue: (fresh: WorkspaceRow) => boolean,
+    action: string,
+    run: (s: ReturnType<ControlPlane['services']>) => Promise<unknown>,
+  ): Promise<void> {
+    if (!w.ownerId) return;
+    if (!(await this.cp.policyStore.acquire(key, this.cp.instanceId, LEASE_MS))) return;
+    const fresh = await this.cp.store.getWorkspace(w.id);
+    if (!fresh || !stillDue(fresh)) return;
+    const owner = await this.cp.auth.getUser(w.ownerId);
+    if (!owner) return;
+    try {
+      await run(this.cp.services({ userId: owner.id, name: owner.name, isAdmin: owner.isAdmin }));
+      await this.cp.auth.audit({ userId: null, action, target: w.id, detail: { by: this.cp.instanceId } });
+    } catch (e) {
+      await this.cp.auth.audit({ userId: null, action: `${action}.failed`, target: w.id, detail: { error: errorMessage(e) } });
+    }
+  }
+}
