@@ -17,7 +17,9 @@ test('agent set stores base URL, model and secrets; list hides secrets; the stat
   ]);
   const shown = (await cli.ok(['agent', 'list'])).stdout + JSON.stringify(list);
   assert.doesNotMatch(shown, /SECRET-\d/);
-  for (const f of readdirSync(cli.home)) assert.doesNotMatch(readFileSync(join(cli.home, f), 'latin1'), /SECRET-\d/, `${f} holds a secret in clear`);
+  for (const f of readdirSync(cli.home, { withFileTypes: true }).filter((d) => d.isFile())) {
+    assert.doesNotMatch(readFileSync(join(cli.home, f.name), 'latin1'), /SECRET-\d/, `${f.name} holds a secret in clear`);
+  }
 
   // Changing one field keeps the others; an empty value removes.
   await cli.ok(['agent', 'set', 'claude', '--model', '']);

@@ -1,7 +1,7 @@
 /** Provider configuration: add, list (secrets hidden), set-options, delete, and bad input. */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { Cli, makeGitRepo } from './support/cli.js';
 import type { ProviderInfo } from '../src/protocol/types.js';
@@ -70,10 +70,13 @@ test('every command answers --help', async () => {
   const commands = [[], ['provider'], ['provider', 'add'], ['provider', 'list'], ['provider', 'set-options'], ['provider', 'delete'],
     ['workspace'], ['workspace', 'up'], ['workspace', 'list'], ['workspace', 'show'], ['workspace', 'down'], ['workspace', 'delete'], ['workspace', 'logs'],
     ['ssh'], ['exec'], ['image'], ['image', 'build'], ['agent'], ['agent', 'set'], ['agent', 'list'],
-    ['new-chat'], ['send'], ['cancel'], ['interrupt'], ['logs'], ['conversations'], ['chat']];
+    ['new-chat'], ['send'], ['cancel'], ['interrupt'], ['logs'], ['conversations'], ['chat'],
+    ['server'], ['login'], ['logout'], ['whoami'], ['user'], ['user', 'add'], ['user', 'list'], ['user', 'delete'],
+    ['token'], ['token', 'create'], ['token', 'list'], ['token', 'revoke'], ['audit'], ['approvals'], ['approve'], ['deny']];
   for (const c of commands) {
     const r = await cli.ok([...c, '--help']);
     assert.match(r.stdout, /Usage: claude-vm/, c.join(' '));
   }
-  assert.match((await cli.ok(['provider', 'add', '--help'])).stdout, /docker .*\n\s+--option host=/);
+  assert.match((await cli.ok(['provider', 'add', '--help'])).stdout, /docker .*\n\s+sizes: small, medium, large.*\n\s+--option host=/);
+  assert.ok(!existsSync(join(cli.home, 'server.json')), '--help never starts a control plane');
 });

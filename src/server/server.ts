@@ -53,6 +53,8 @@ export function tokenFilePath(home: string): string {
 }
 
 export async function startServer(o: ServerOptions): Promise<RunningServer> {
+  // Everything the server writes (database, WAL, logs, keys) is for its owner only; the socket is opened up below.
+  process.umask(0o077);
   mkdirSync(o.home, { recursive: true, mode: 0o700 });
   const runDir = join(o.home, 'run');
   mkdirSync(runDir, { recursive: true });
