@@ -13,7 +13,11 @@ export function table(headers: string[], rows: string[][]): string {
 /** "3m", "2h", "5d": how long ago an ISO time was. */
 export function ago(iso: string | null, now = Date.now()): string {
   if (!iso) return '-';
-  const s = Math.max(0, Math.round((now - Date.parse(iso)) / 1000));
+  return duration(Math.max(0, Math.round((now - Date.parse(iso)) / 1000)));
+}
+
+/** Seconds as the largest whole unit: 45s, 12m, 3h, 2d. */
+export function duration(s: number): string {
   if (s < 60) return `${s}s`;
   if (s < 3600) return `${Math.floor(s / 60)}m`;
   if (s < 86400) return `${Math.floor(s / 3600)}h`;

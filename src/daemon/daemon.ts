@@ -5,10 +5,11 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AGENTS, type AgentName } from '../protocol/events.js';
 import { Conversation } from './conversation.js';
+import { FileError, WorkspaceFiles } from './files.js';
 import { AGENT_DEFINITIONS } from './agents/index.js';
 import { TunnelClient, type RpcReply } from './tunnel.js';
 
@@ -38,7 +39,12 @@ export class Daemon {
   private server: Server | undefined;
   private tunnel: TunnelClient | undefined;
 
-  constructor(private readonly opts: DaemonOptions) {}
+  private readonly files: WorkspaceFiles;
+
+  constructor(private readonly opts: DaemonOptions) {
+    // The persistent root is the parent of the daemon's own directory (/workspace for /workspace/.claude-vm).
+    this.files = new WorkspaceFiles(dirname(opts.root), opts.root);
+  }
 
   get socketPath(): string {
     return join(this.opts.root, 'daemon.sock');
@@ -109,7 +115,9 @@ export class Daemon {
       return Promise.resolve({ error: { message: `${method} is only served on the workspace's own socket.`, code: 'invalid_argument' } });
     }
     return new Promise((resolve) => {
-      this.handle({ id: 0, method, params }, (m) => resolve(m as RpcReply), []).catch((e: Error) => resolve({ error: { message: e.message } }));
+      this.handle({ id: 0, method, params }, (m) => resolve(m as RpcReply), []).catch((e: Error & { code?: string }) =>
+        resolve({ error: { message: e.message, ...(e instanceof FileError ? { code: e.code } : {}) } }),
+      );
     });
   }
 
@@ -167,6 +175,12 @@ export class Daemon {
         unsubscribers.push(c.log.subscribe((e) => e.seq >= next && send({ event: e })));
         return;
       }
+      case 'fs.get':
+        return send({ result: this.files.get(String(p.path ?? '.'), this.opts.projectDir) });
+      case 'fs.put':
+        return send({ result: this.files.put(String(p.path ?? ''), this.opts.projectDir, String(p.contentBase64 ?? ''), typeof p.mode === 'number' ? p.mode : undefined) });
+      case 'fs.delete':
+        return send({ result: this.files.delete(String(p.path ?? ''), this.opts.projectDir) });
       default:
         throw new RpcError(`Unknown method ${req.method}.`);
     }

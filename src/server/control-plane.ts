@@ -122,6 +122,10 @@ export class ControlPlane {
     };
   }
 
+  attachedWorkspaces(): string[] {
+    return [...this.attached.keys()];
+  }
+
   isAttached(workspaceId: string): boolean {
     return (this.attached.get(workspaceId) ?? 0) > 0;
   }

@@ -28,7 +28,13 @@ export class PolicyRunner {
     if (this.running) return;
     this.running = true;
     try {
+      // Viewers and terminals attached here count as activity for every process (they read the database).
+      for (const id of this.cp.attachedWorkspaces()) this.cp.touch(id, true);
+      const busy = new Set(
+        (await this.cp.store.listConversations()).filter((c) => c.info && ['working', 'waiting-approval', 'tui'].includes(c.info.state)).map((c) => c.workspaceId),
+      );
       for (const w of await this.cp.store.listWorkspaces()) {
+        if (busy.has(w.id)) continue;
         if (this.idleExpired(w)) await this.act(`idle-stop:${w.id}:${w.startedAt}`, w, (fresh) => this.idleExpired(fresh), 'policy.idle-stop', (s) => s.workspaces.down(w.id, { reason: 'idle' }));
         else if (this.deleteDue(w)) await this.act(`auto-delete:${w.id}:${w.stoppedAt}`, w, (fresh) => this.deleteDue(fresh), 'policy.auto-delete', (s) => s.workspaces.delete(w.id, { purge: false }));
       }

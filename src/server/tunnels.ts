@@ -94,7 +94,7 @@ export class TunnelHub {
         if (!p) return;
         s.pending.delete(m.id);
         clearTimeout(p.timer);
-        if (m.error) p.reject(new UserError(m.error.code === 'not_found' ? 'not_found' : 'invalid_argument', m.error.message));
+        if (m.error) p.reject(new UserError(m.error.code === 'not_found' || m.error.code === 'forbidden' ? m.error.code : 'invalid_argument', m.error.message));
         else p.resolve(m.result);
         return;
       }

@@ -2,9 +2,9 @@
 import { Option, type Command } from 'commander';
 import { WORKSPACE_STATUSES, type WorkspaceInfo, type WorkspaceStatus } from '../../protocol/types.js';
 import type { Context } from '../context.js';
-import { confirm } from '../options.js';
+import { confirm, parseDuration } from '../options.js';
 import { progressReporter } from '../progress.js';
-import { ago, printJson, table } from '../render.js';
+import { ago, duration, printJson, table } from '../render.js';
 
 export function workspaceCommands(program: Command, ctx: Context): void {
   const ws = program.command('workspace').alias('ws').description('Create, list, stop, resume and delete workspaces');
@@ -15,17 +15,20 @@ export function workspaceCommands(program: Command, ctx: Context): void {
     .option('--image <image>', 'container image (default: claude-vm/workspace:latest)')
     .option('--branch <branch>', 'git branch to check out (created if missing)')
     .option('--name <name>', 'a name to use instead of the id')
+    .option('--size <size>', "CPU and memory (docker: small, medium, large; see `provider add --help`)")
+    .option('--auto-stop <duration>', 'stop after this long idle (no turn running, nobody attached), e.g. 30m; 0 never')
     .option('--json', 'print the workspace as JSON')
     .addHelpText('after', `
 Examples:
   claude-vm workspace up .                              copy this directory into a new workspace
   claude-vm workspace up https://github.com/o/r.git     clone a repository inside a new workspace
   claude-vm workspace up bold-fire-1234                 resume a stopped workspace`)
-    .action(async (target: string | undefined, o: { provider?: string; image?: string; branch?: string; name?: string; json?: boolean }) => {
+    .action(async (target: string | undefined, o: { provider?: string; image?: string; branch?: string; name?: string; size?: string; autoStop?: string; json?: boolean }) => {
+      const autoStopSeconds = o.autoStop === undefined ? undefined : parseDuration(o.autoStop, '--auto-stop');
       const progress = progressReporter();
       let result;
       try {
-        result = await ctx.client().workspaces.up({ target, provider: o.provider, image: o.image, branch: o.branch, name: o.name }, progress.fn);
+        result = await ctx.client().workspaces.up({ target, provider: o.provider, image: o.image, branch: o.branch, name: o.name, size: o.size, autoStopSeconds }, progress.fn);
       } finally {
         progress.done();
       }
@@ -60,7 +63,9 @@ Examples:
       const rows: [string, string][] = [
         ['id', w.id], ['name', w.name ?? '-'], ['status', w.status + (w.statusReason ? ` (${w.statusReason})` : '')],
         ['provider', `${w.provider} (${w.providerType})`], ['image', w.image], ['project', `${w.project.name} from ${w.project.source || '(empty)'}`],
-        ['directory', w.projectDir], ['branch', w.branch ?? '-'], ['created', w.createdAt], ['uptime', ago(w.startedAt)],
+        ['directory', w.projectDir], ['branch', w.branch ?? '-'], ['size', w.size], ['created', w.createdAt], ['uptime', ago(w.startedAt)],
+        ['total up', duration(w.uptimeSeconds)], ['cost', `$${w.costUsd.toFixed(4)}`],
+        ['auto-stop', w.autoStopSeconds ? `after ${duration(w.autoStopSeconds)} idle` : 'never'], ['activity', w.lastActivityAt ? `${ago(w.lastActivityAt)} ago` : '-'],
       ];
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n') + '\n');
     });
@@ -98,10 +103,12 @@ Examples:
 }
 
 function listTable(list: WorkspaceInfo[], long: boolean): [string[], string[][]] {
-  const headers = ['ID', 'NAME', 'PROJECT', 'PROVIDER', 'STATUS', 'UPTIME', 'CREATED', ...(long ? ['BRANCH', 'IMAGE', 'DIRECTORY', 'SOURCE'] : [])];
+  const headers = ['ID', 'NAME', 'PROJECT', 'PROVIDER', 'STATUS', 'UPTIME', 'CREATED', ...(long ? ['SIZE', 'COST', 'AUTO-STOP', 'BRANCH', 'IMAGE', 'DIRECTORY', 'SOURCE'] : [])];
   const rows = list.map((w) => [
     w.id, w.name ?? '-', w.project.name, w.provider, w.status, ago(w.startedAt), ago(w.createdAt) + ' ago',
-    ...(long ? [w.branch ?? '-', w.image, w.projectDir, w.project.source || '(empty)'] : []),
+    ...(long
+      ? [w.size, `$${w.costUsd.toFixed(4)}`, w.autoStopSeconds ? duration(w.autoStopSeconds) : '-', w.branch ?? '-', w.image, w.projectDir, w.project.source || '(empty)']
+      : []),
   ]);
   return [headers, rows];
 }

@@ -105,7 +105,7 @@ export function workspaceRoutes(app: Api, cp: ControlPlane): void {
     { method: 'get', path: '/api/v1/workspaces/{id}/files', summary: 'List a directory or read a file (base64) under the workspace', tag: 'files', params: ID, query: z.object({ path: z.string().default('.') }) },
     async ({ c, s }, { params, query }) => {
       const t = await s.workspaces.runningTarget(params.id);
-      return c.json(await cp.daemons.call(t, 'fs.get', { path: query.path, projectDir: t.projectDir }));
+      return c.json(await cp.daemons.call(t, 'fs.get', { path: query.path }));
     },
   );
 
@@ -117,7 +117,7 @@ export function workspaceRoutes(app: Api, cp: ControlPlane): void {
     },
     async ({ c, s }, { params, body }) => {
       const t = await s.workspaces.runningTarget(params.id);
-      return c.json(await cp.daemons.call(t, 'fs.put', { ...body, projectDir: t.projectDir }));
+      return c.json(await cp.daemons.call(t, 'fs.put', { ...body }));
     },
   );
 
@@ -126,7 +126,7 @@ export function workspaceRoutes(app: Api, cp: ControlPlane): void {
     { method: 'delete', path: '/api/v1/workspaces/{id}/files', summary: 'Delete a file or an empty directory', tag: 'files', params: ID, query: z.object({ path: z.string().min(1) }) },
     async ({ c, s }, { params, query }) => {
       const t = await s.workspaces.runningTarget(params.id);
-      return c.json(await cp.daemons.call(t, 'fs.delete', { path: query.path, projectDir: t.projectDir }));
+      return c.json(await cp.daemons.call(t, 'fs.delete', { path: query.path }));
     },
   );
 }
