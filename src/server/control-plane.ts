@@ -28,13 +28,13 @@ export interface PolicyConfig {
   launchesPerHour: number;
   /** Default idle auto-stop for new workspaces, in seconds; null: never. */
   idleStopSeconds: number | null;
-  /** Delete workspaces stopped for this many days (their data is kept); null: never. */
-  autoDeleteDays: number | null;
+  /** Delete workspaces stopped this long, in seconds (their data is kept); null: never. */
+  autoDeleteSeconds: number | null;
   /** How often policies are evaluated. */
   intervalMs: number;
 }
 
-export const DEFAULT_POLICY: PolicyConfig = { maxRunning: 10, launchesPerHour: 5, idleStopSeconds: null, autoDeleteDays: null, intervalMs: 30_000 };
+export const DEFAULT_POLICY: PolicyConfig = { maxRunning: 10, launchesPerHour: 5, idleStopSeconds: null, autoDeleteSeconds: null, intervalMs: 30_000 };
 
 export interface UserServices {
   principal: Principal;

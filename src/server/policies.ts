@@ -53,9 +53,9 @@ export class PolicyRunner {
   }
 
   private deleteDue(w: WorkspaceRow): boolean {
-    const days = this.cp.policy.autoDeleteDays;
-    if (days === null || w.status !== 'stopped' || !w.stoppedAt) return false;
-    return Date.now() - Date.parse(w.stoppedAt) >= days * 86_400_000;
+    const after = this.cp.policy.autoDeleteSeconds;
+    if (after === null || w.status !== 'stopped' || !w.stoppedAt) return false;
+    return Date.now() - Date.parse(w.stoppedAt) >= after * 1000;
   }
 
   /**

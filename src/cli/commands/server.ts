@@ -14,7 +14,7 @@ interface ServerFlags {
   maxRunning: string;
   launchesPerHour: string;
   idleStop?: string;
-  autoDeleteDays?: string;
+  autoDeleteAfter?: string;
   policyInterval: string;
 }
 
@@ -28,7 +28,7 @@ export function serverCommands(program: Command, ctx: Context): void {
     .option('--max-running <n>', 'running workspaces allowed per user', String(DEFAULT_POLICY.maxRunning))
     .option('--launches-per-hour <n>', 'workspace launches allowed per user per hour', String(DEFAULT_POLICY.launchesPerHour))
     .option('--idle-stop <duration>', 'stop workspaces idle this long (no turn, nobody attached), unless they set their own; e.g. 30m')
-    .option('--auto-delete-days <n>', 'delete workspaces stopped this many days (their data is kept)')
+    .option('--auto-delete-after <duration>', 'delete workspaces stopped this long, e.g. 14d (their data is kept)')
     .option('--policy-interval <duration>', 'how often policies run', '30s')
     .addHelpText('after', `
 On first start the server creates an admin user and writes its token to $CLAUDE_VM_HOME/token (mode 0600),
@@ -49,7 +49,7 @@ Examples:
           maxRunning: parseCount(o.maxRunning, '--max-running'),
           launchesPerHour: parseCount(o.launchesPerHour, '--launches-per-hour'),
           idleStopSeconds: idle || null,
-          autoDeleteDays: o.autoDeleteDays ? parseCount(o.autoDeleteDays, '--auto-delete-days') : null,
+          autoDeleteSeconds: o.autoDeleteAfter ? parseDuration(o.autoDeleteAfter, '--auto-delete-after') || null : null,
           intervalMs: Math.max(1, parseDuration(o.policyInterval, '--policy-interval')) * 1000,
         },
       });
