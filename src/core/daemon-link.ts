@@ -1,8 +1,9 @@
 /**
- * @module Puts the workspace daemon into a workspace and talks to it, using nothing but the provider's exec:
- * the same path works for Docker, the local provider and any remote provider. The daemon's code is copied onto
- * the volume (so it survives restarts and works in images that were not built for claude-vm) and kept running
- * by a small supervisor; the image's entrypoint also starts that supervisor at boot.
+ * @module Puts the workspace daemon into a workspace using nothing but the provider's exec: the same path works
+ * for Docker, the local provider and any remote provider. The daemon's code is copied onto the volume (so it
+ * survives restarts and works in images that were not built for claude-vm) and kept running by a small
+ * supervisor; the image's entrypoint also starts that supervisor at boot. From then on the control plane talks
+ * to it only through the tunnel the daemon dials out on.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -10,7 +11,7 @@ import { createRequire } from 'node:module';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { PassThrough, Writable } from 'node:stream';
+import { PassThrough } from 'node:stream';
 import { UserError } from '../protocol/errors.js';
 import type { Provider, ResourceRefs } from '../providers/provider.js';
 import { run } from './run-in-workspace.js';
@@ -79,28 +80,40 @@ export interface DaemonTarget {
   projectDir: string;
 }
 
+export interface DaemonProbe {
+  /** The installed daemon's version ('' when none). */
+  version: string;
+  /** A tunnel.json is in place (the daemon knows where to dial). */
+  configured: boolean;
+  /** The installed daemon is this build's: its supervisor was (re)started by the probe, a no-op if running. */
+  current: boolean;
+}
+
 /**
- * Installs (when missing or outdated) and starts the daemon, then waits until it answers.
- * Throws a UserError when the image cannot run it (no node); the workspace itself still works.
+ * One exec: what is installed, and if it is current, make sure its supervisor runs (the flock makes a second
+ * supervisor exit at once). Throws a `wrong_state` UserError when the image cannot run the daemon (no node).
  */
-export async function ensureDaemon(t: DaemonTarget): Promise<void> {
+export async function probeDaemon(t: DaemonTarget): Promise<DaemonProbe> {
   const root = daemonRoot(t.provider.workspaceRoot(t.refs));
-  const version = daemonVersion();
-  // The common case costs one round trip: a daemon of this version already answers.
-  const running = (await callDaemon(t, 'ping', {}).catch(() => undefined)) as { version?: string } | undefined;
-  if (running?.version === version) return;
-  const probe = await run(t.provider, t.refs, ['sh', '-c', 'command -v node >/dev/null || exit 127; cat "$1/daemon/VERSION" 2>/dev/null', 'sh', root]);
-  if (probe.code === 127) {
+  const script = [
+    'command -v node >/dev/null || exit 127',
+    'v=$(cat "$1/daemon/VERSION" 2>/dev/null); echo "version=$v"',
+    '[ -f "$1/tunnel.json" ] && echo configured',
+    'if [ "$v" = "$2" ]; then setsid sh "$1/daemon/supervise.sh" </dev/null >/dev/null 2>&1 & fi',
+  ].join('\n');
+  const r = await run(t.provider, t.refs, ['sh', '-c', script, 'sh', root, daemonVersion()]);
+  if (r.code === 127) {
     throw new UserError('wrong_state', 'This workspace image has no `node`, which the claude-vm daemon needs.', 'Use the claude-vm image, or an image with Node 20+.');
   }
-  if (probe.output.trim() !== version) await install(t, root, version);
+  const version = /^version=(.*)$/m.exec(r.output)?.[1]?.trim() ?? '';
+  return { version, configured: /^configured$/m.test(r.output), current: version === daemonVersion() };
+}
+
+/** Installs this build's daemon if the workspace has another (or none), and starts its supervisor. */
+export async function installAndStart(t: DaemonTarget, probe: DaemonProbe): Promise<void> {
+  const root = daemonRoot(t.provider.workspaceRoot(t.refs));
+  if (!probe.current) await install(t, root, daemonVersion());
   await run(t.provider, t.refs, ['sh', '-c', 'setsid sh "$1/daemon/supervise.sh" </dev/null >/dev/null 2>&1 &', 'sh', root]);
-  for (let i = 0; ; i++) {
-    const ping = await callDaemon(t, 'ping', {}).catch((e: Error) => e);
-    if (!(ping instanceof Error)) return;
-    if (i > 100) throw new UserError('provider_unavailable', `The workspace daemon did not start: ${ping.message}`, `See ${root}/daemon.log in the workspace.`);
-    await new Promise((r) => setTimeout(r, Math.min(50 * (i + 1), 300)));
-  }
 }
 
 /** Copies the daemon next to the running one, swaps it in, and has the supervisor restart onto it. */
@@ -124,60 +137,4 @@ async function install(t: DaemonTarget, root: string, version: string): Promise<
   ].join('\n');
   const r = await run(t.provider, t.refs, ['sh', '-c', script, 'sh', root, version, t.workspaceId, t.projectDir], { stdin: archive });
   if (r.code !== 0) throw new UserError("provider_unavailable", `Installing the workspace daemon failed: ${r.output.trim().split("\n")[0]}`);
-}
-
-export interface DaemonReply {
-  result?: unknown;
-  event?: unknown;
-  error?: { message: string; code?: string };
-}
-
-/** One request to the daemon. Events (for events.read) go to onEvent; the final result is returned. */
-export async function callDaemon(
-  t: Pick<DaemonTarget, 'provider' | 'refs'>,
-  method: string,
-  params: Record<string, unknown>,
-  opts: { onEvent?: (e: unknown) => void; signal?: AbortSignal } = {},
-): Promise<unknown> {
-  const root = daemonRoot(t.provider.workspaceRoot(t.refs));
-  const stdin = new PassThrough();
-  let partial = '';
-  let result: unknown;
-  let error: DaemonReply['error'];
-  const stdout = new Writable({
-    write(chunk: Buffer, _e, cb) {
-      const lines = (partial + chunk.toString()).split('\n');
-      partial = lines.pop() ?? '';
-      for (const line of lines.filter(Boolean)) {
-        let m: DaemonReply;
-        try {
-          m = JSON.parse(line) as DaemonReply;
-        } catch {
-          continue;
-        }
-        if (m.event !== undefined) opts.onEvent?.(m.event);
-        if (m.result !== undefined) result = m.result;
-        if (m.error) error = m.error;
-      }
-      cb();
-    },
-  });
-  const stderr = new PassThrough();
-  let errText = '';
-  stderr.on('data', (d: Buffer) => (errText += d.toString()));
-  const h = await t.provider.exec(t.refs, {
-    argv: ['node', `${root}/daemon/src/daemon/main.js`, 'call', method],
-    env: { CLAUDE_VM_ROOT: root },
-    stdin,
-    stdout,
-    stderr,
-  });
-  // Parameters (which may hold secrets) travel on stdin, never in argv where `ps` would show them.
-  stdin.write(JSON.stringify(params) + '\n');
-  if (params.follow && opts.signal && !opts.signal.aborted) opts.signal.addEventListener('abort', () => stdin.end(), { once: true });
-  else stdin.end();
-  const code = await h.exit;
-  if (error) throw new UserError(error.code === 'daemon_unavailable' ? 'provider_unavailable' : 'invalid_argument', error.message);
-  if (code !== 0 && result === undefined && !params.follow) throw new Error(`daemon call ${method} failed (exit ${code}): ${errText.trim()}`);
-  return result;
 }

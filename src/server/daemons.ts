@@ -7,7 +7,7 @@ import { PassThrough } from 'node:stream';
 import { UserError } from '../protocol/errors.js';
 import type { ProgressFn } from '../protocol/types.js';
 import type { DaemonChannel } from '../core/conversations.js';
-import { daemonRoot, daemonVersion, ensureDaemon } from '../core/daemon-link.js';
+import { daemonRoot, daemonVersion, installAndStart, probeDaemon } from '../core/daemon-link.js';
 import { run } from '../core/run-in-workspace.js';
 import type { WorkspaceTarget } from '../core/workspaces.js';
 import type { ControlPlaneEndpoints } from '../providers/provider.js';
@@ -44,15 +44,15 @@ export class TunnelDaemons implements DaemonChannel {
     const current = (v: string) => v === daemonVersion();
     progress({ step: 'Connecting workspace daemon' });
     const root = daemonRoot(t.provider.workspaceRoot(t.refs));
-    const probe = await run(t.provider, t.refs, ['sh', '-c', 'cat "$1/daemon/VERSION" 2>/dev/null; [ -f "$1/tunnel.json" ] && echo has-config', 'sh', root]);
-    const installed = probe.output.split('\n')[0]?.trim();
-    if (installed === daemonVersion() && probe.output.includes('has-config')) {
+    const probe = await probeDaemon(t);
+    if (probe.current && probe.configured) {
       // Already there and configured: it is (re)connecting by itself, e.g. after a control-plane restart.
       if (await this.tunnels.waitFor(t.workspaceId, RECONNECT_GRACE_MS, current)) return;
     }
+    // A fresh token (the old one may be gone) and where to dial; a running daemon notices the new file at once.
     const token = await this.auth.replaceTunnelToken(t.ownerId, t.workspaceId);
     await writeTunnelConfig(t, root, { url: t.provider.tunnelUrl(t.refs, this.endpoints), token });
-    await ensureDaemon(t);
+    await installAndStart(t, probe);
     progress({ step: 'Waiting for the daemon to connect' });
     if (!(await this.tunnels.waitFor(t.workspaceId, CONNECT_TIMEOUT_MS, current))) {
       throw new UserError(
