@@ -10,7 +10,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectDb } from '../src/store/db.js';
-import { PUBLIC_PATHS } from '../src/server/api/index.js';
+import { PUBLIC_ROUTES } from '../src/server/api/index.js';
 import { freshDatabase, testPostgresUrl } from './support/postgres.js';
 import { request, startServerProcess, wsUpgrade, type Answer, type RequestOptions, type ServerProcess } from './support/server.js';
 
@@ -231,8 +231,8 @@ async function matrix(t: TestContext, w: World): Promise<void> {
     // Public in the document means no credentials; the auth middleware lets PUBLIC_PATHS through. A new public route
     // must be added here on purpose (the matrix below then needs an expectation for it).
     const open = ops.filter((o) => o.isPublic);
-    assert.deepEqual(open.map(key).sort(), ['GET /api/v1/health', 'POST /api/v1/auth/session']);
-    assert.deepEqual(open.filter((o) => !PUBLIC_PATHS.has(o.path)).map(key), [], 'public in the document but authenticated by the middleware');
+    assert.deepEqual(open.map(key).sort(), ['GET /api/v1/health', 'POST /api/v1/auth/session', 'POST /api/v1/internal/daemon-call']);
+    assert.deepEqual(open.filter((o) => !PUBLIC_ROUTES.has(key(o))).map(key), [], 'public in the document but authenticated by the middleware');
     t.diagnostic(`${ops.length} operations in the document, ${ops.filter((o) => o.isPublic).length} public, ${ops.filter((o) => o.websocket).length} WebSocket`);
   });
 
@@ -260,6 +260,10 @@ async function matrix(t: TestContext, w: World): Promise<void> {
             const a = await call('POST', url(op, w), { body: token ? { token } : {} });
             const want = token ? 401 : 400;
             if (a.status !== want) failures.push(`${key(op)} [${name} in the body]: want ${want}, got ${show(a)}`);
+          } else if (key(op) === 'POST /api/v1/internal/daemon-call') {
+            // Between processes of one deployment: only a MAC under the shared key opens it, never a user's token.
+            const a = await call('POST', url(op, w), { token, body: { workspaceId: w.ws.id, method: 'ping', params: {}, at: Date.now() } });
+            if (a.status !== 401) failures.push(`${key(op)} [${name}]: want 401, got ${show(a)}`);
           } else {
             failures.push(`${key(op)} is public in the document and this test has no expectation for it`);
           }
@@ -335,6 +339,7 @@ async function matrix(t: TestContext, w: World): Promise<void> {
         want = [200];
         extra = (a) => ((a.json as { user?: { id?: string } } | undefined)?.user?.id === w.B.id ? undefined : `${k}: a session for someone else: ${a.text}`);
       } else if (k === 'DELETE /api/v1/auth/session') want = [200]; // nothing to log out for a bearer token
+      else if (k === 'POST /api/v1/internal/daemon-call') want = [401]; // a user's token never opens it
       else {
         failures.push(`${k}: this test has no expectation for another user's token: add one`);
         continue;

@@ -68,6 +68,14 @@ test('team mode: two control planes on one PostgreSQL database stop an idle work
     await viaOne.ok(['agent', 'set', 'claude', '--secret', 'ANTHROPIC_API_KEY=sk-shared']);
     assert.deepEqual(Object.keys((await viaTwo.json<Array<{ secrets: Record<string, string> }>>(['agent', 'list']))[0]!.secrets), ['ANTHROPIC_API_KEY']);
 
+    // The workspace's tunnel is held by the process that connected it; calls through the other one are forwarded.
+    const held = JSON.parse((await viaOne.ok(['workspace', 'up', '--provider', 'local', '--auto-stop', '0', '--json'])).stdout) as WorkspaceInfo;
+    const conv = (await viaTwo.ok(['new-chat', held.id])).stdout.trim();
+    assert.match(conv, /^c_/);
+    assert.deepEqual((await viaOne.json<Array<{ id: string }>>(['conversations', '-w', held.id])).map((c) => c.id), [conv]);
+    assert.match((await viaTwo.ok(['interrupt', conv])).stdout, /nothing to interrupt|Interrupted/i);
+    await viaTwo.ok(['workspace', 'delete', held.id, '--purge', '-y']);
+
     const ws = JSON.parse((await viaOne.ok(['workspace', 'up', '--provider', 'local', '--auto-stop', '2s', '--json'])).stdout) as WorkspaceInfo;
     assert.equal(ws.autoStopSeconds, 2);
     await until('the idle workspace to be stopped', async () => (await viaTwo.json<WorkspaceInfo>(['workspace', 'show', ws.id])).status === 'stopped');
@@ -83,6 +91,10 @@ test('team mode: two control planes on one PostgreSQL database stop an idle work
     const after = await viaOne.json<WorkspaceInfo>(['workspace', 'show', ws.id]);
     assert.ok(after.uptimeSeconds >= 2, `uptime ${after.uptimeSeconds}`);
     assert.equal(after.costUsd, 0, 'the local provider costs nothing');
+  } catch (e) {
+    // What the control planes said is the first thing to read when a policy did not happen.
+    for (const s of servers) t.diagnostic(`server ${s.url}:\n${s.log().slice(-3000)}`);
+    throw e;
   } finally {
     for (const s of servers) await killHard(s);
   }

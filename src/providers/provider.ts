@@ -23,6 +23,8 @@ export interface ControlPlaneEndpoints {
   socketPath: string;
   /** What remote workspaces dial (`--public-url`), if set. */
   publicUrl?: string;
+  /** Where the other processes of a team deployment reach this one (`--internal-url`); default `url`. */
+  internalUrl?: string;
 }
 
 export interface SizeSpec {

@@ -18,6 +18,7 @@ import type { ControlPlaneEndpoints } from '../providers/provider.js';
 import { EventHub } from './event-hub.js';
 import { TunnelHub } from './tunnels.js';
 import { TunnelDaemons } from './daemons.js';
+import { forwardDaemonCall } from './forward.js';
 import { dirname } from 'node:path';
 import { UserError } from '../protocol/errors.js';
 
@@ -60,7 +61,7 @@ export class ControlPlane {
 
   constructor(
     readonly db: Db,
-    box: SecretBox,
+    readonly box: SecretBox,
     readonly home: string,
     readonly endpoints: ControlPlaneEndpoints,
     readonly policy: PolicyConfig,
@@ -71,8 +72,15 @@ export class ControlPlane {
     this.policyStore = new PolicyStore(db);
     this.hub = new EventHub(this.events);
     this.tunnels = new TunnelHub(this.store, this.events, this.hub);
-    this.daemons = new TunnelDaemons(this.tunnels, this.auth, endpoints);
+    this.daemons = new TunnelDaemons(this.tunnels, this.auth, endpoints, {
+      instance: this.instanceId,
+      holder: (id) => this.policyStore.tunnelHolder(id),
+      forward: (url, id, method, params) => forwardDaemonCall(url, this.box, { workspaceId: id, method, params }),
+      forget: (id, instance) => this.policyStore.releaseTunnel(id, instance),
+    });
     this.hub.onActivity = (id) => this.touch(id);
+    this.tunnels.onConnected = (id) => this.policyStore.claimTunnel(id, this.instanceId, endpoints.internalUrl ?? endpoints.url);
+    this.tunnels.onDisconnected = (id) => this.policyStore.releaseTunnel(id, this.instanceId);
   }
 
   /** Labels every Docker resource with the control plane it belongs to (a hash of its home, never the path). */

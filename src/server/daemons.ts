@@ -15,9 +15,19 @@ import type { AuthStore } from '../store/auth.js';
 import type { TunnelConfig } from '../protocol/tunnel.js';
 import type { TunnelHub } from './tunnels.js';
 
+const NO_PEER = Symbol('no peer holds the tunnel');
+
 /** How long a daemon that should already be running gets to (re)connect on its own before we step in. */
 const RECONNECT_GRACE_MS = 12_000;
 const CONNECT_TIMEOUT_MS = 60_000;
+
+/** Team mode: the tunnel may be held by another process of the same deployment; calls go to it. */
+export interface Peers {
+  instance: string;
+  holder(workspaceId: string): Promise<{ instance: string; url: string } | undefined>;
+  forward(url: string, workspaceId: string, method: string, params: Record<string, unknown>): Promise<unknown>;
+  forget(workspaceId: string, instance: string): Promise<void>;
+}
 
 export class TunnelDaemons implements DaemonChannel {
   /** One set-up per workspace at a time: concurrent requests wait for the same one. */
@@ -27,11 +37,13 @@ export class TunnelDaemons implements DaemonChannel {
     private readonly tunnels: TunnelHub,
     private readonly auth: AuthStore,
     private readonly endpoints: ControlPlaneEndpoints,
+    private readonly peers: Peers,
   ) {}
 
-  ensure(t: WorkspaceTarget, progress: ProgressFn = () => undefined): Promise<void> {
+  async ensure(t: WorkspaceTarget, progress: ProgressFn = () => undefined): Promise<void> {
     const current = (v: string) => v === daemonVersion();
-    if (this.tunnels.connected(t.workspaceId) && current(this.tunnels.connected(t.workspaceId)!.version)) return Promise.resolve();
+    if (this.tunnels.connected(t.workspaceId) && current(this.tunnels.connected(t.workspaceId)!.version)) return;
+    if (await this.viaPeer(t.workspaceId, 'ping', {}).then((r) => (r as { version?: string } | undefined)?.version === daemonVersion(), () => false)) return;
     let p = this.ensuring.get(t.workspaceId);
     if (!p) {
       p = this.setUp(t, progress).finally(() => this.ensuring.delete(t.workspaceId));
@@ -64,8 +76,29 @@ export class TunnelDaemons implements DaemonChannel {
   }
 
   async call(t: WorkspaceTarget, method: string, params: Record<string, unknown>): Promise<unknown> {
-    if (!this.tunnels.connected(t.workspaceId)) await this.ensure(t);
-    return this.tunnels.call(t.workspaceId, method, params);
+    if (this.tunnels.connected(t.workspaceId)) return this.tunnels.call(t.workspaceId, method, params);
+    const viaPeer = await this.viaPeer(t.workspaceId, method, params).catch((e: unknown) => e);
+    if (viaPeer !== NO_PEER) {
+      if (viaPeer instanceof Error) throw viaPeer;
+      return viaPeer;
+    }
+    await this.ensure(t);
+    if (this.tunnels.connected(t.workspaceId)) return this.tunnels.call(t.workspaceId, method, params);
+    return this.viaPeer(t.workspaceId, method, params);
+  }
+
+  /** The call through the process that holds the tunnel, or NO_PEER when none does (a stale record is dropped). */
+  private async viaPeer(workspaceId: string, method: string, params: Record<string, unknown>): Promise<unknown> {
+    const holder = await this.peers.holder(workspaceId);
+    if (!holder || holder.instance === this.peers.instance) return NO_PEER;
+    try {
+      return await this.peers.forward(holder.url, workspaceId, method, params);
+    } catch (e) {
+      if (e instanceof UserError && e.code !== 'provider_unavailable') throw e;
+      // That process is gone or no longer holds it: forget the record and connect the daemon here.
+      await this.peers.forget(workspaceId, holder.instance);
+      return NO_PEER;
+    }
   }
 }
 

@@ -24,6 +24,8 @@ export interface ServerOptions {
   listen: string;
   db?: string;
   publicUrl?: string;
+  /** Where other processes of a team deployment reach this one; default the listen URL. */
+  internalUrl?: string;
   policy: PolicyConfig;
   /** A key file shared by every process of a team deployment; default `<home>/secret.key`. */
   secretKeyFile?: string;
@@ -73,7 +75,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const port = typeof address === 'object' && address ? address.port : Number(portText);
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
-  const cp = new ControlPlane(db, box, o.home, { url, socketPath, publicUrl: o.publicUrl }, o.policy);
+  const cp = new ControlPlane(db, box, o.home, { url, socketPath, publicUrl: o.publicUrl, internalUrl: o.internalUrl }, o.policy);
   await bootstrapAdmin(cp, o.home);
   const app = buildApi(cp);
   const listener = getRequestListener(app.fetch);

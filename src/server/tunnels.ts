@@ -41,6 +41,9 @@ class TunnelSession {
 export class TunnelHub {
   private readonly sessions = new Map<string, TunnelSession>();
   private readonly waiters = new Map<string, Set<() => void>>();
+  /** Team mode: other processes learn which one holds a workspace's tunnel. */
+  onConnected: (workspaceId: string) => Promise<void> = async () => undefined;
+  onDisconnected: (workspaceId: string) => Promise<void> = async () => undefined;
 
   constructor(
     private readonly store: StateStore,
@@ -76,6 +79,7 @@ export class TunnelHub {
         this.sessions.get(s.workspaceId)?.ws.close(4000, 'replaced by a newer connection');
         this.sessions.set(s.workspaceId, s);
         s.welcomed = true;
+        await this.onConnected(s.workspaceId).catch(() => undefined);
         s.send({ t: 'welcome', acked: Object.fromEntries(s.acked) });
         for (const w of this.waiters.get(s.workspaceId) ?? []) w();
         return;
@@ -128,7 +132,10 @@ export class TunnelHub {
       p.reject(new UserError('provider_unavailable', 'The workspace disconnected during the request.', 'Try again; it reconnects by itself.'));
     }
     s.pending.clear();
-    if (this.sessions.get(s.workspaceId) === s) this.sessions.delete(s.workspaceId);
+    if (this.sessions.get(s.workspaceId) === s) {
+      this.sessions.delete(s.workspaceId);
+      void this.onDisconnected(s.workspaceId).catch(() => undefined);
+    }
   }
 
   connected(workspaceId: string): { version: string } | undefined {

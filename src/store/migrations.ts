@@ -111,6 +111,12 @@ export const MIGRATIONS: readonly string[] = [
     at      TEXT NOT NULL
   );
   CREATE INDEX launches_user ON launches(user_id, at);
+  CREATE TABLE tunnels (
+    workspace_id TEXT PRIMARY KEY,  -- which control-plane process holds this workspace's tunnel
+    instance     TEXT NOT NULL,
+    url          TEXT NOT NULL,     -- where that process takes forwarded daemon calls
+    connected_at TEXT NOT NULL
+  );
   CREATE TABLE leases (
     key        TEXT PRIMARY KEY,
     holder     TEXT NOT NULL,

@@ -35,4 +35,21 @@ export class PolicyStore {
     const r = await this.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM launches WHERE user_id = ? AND at >= ?', [userId, since.toISOString()]);
     return Number(r?.n ?? 0);
   }
+
+  /** Records that `instance` holds the tunnel of a workspace (team mode: other processes forward to it). */
+  async claimTunnel(workspaceId: string, instance: string, url: string): Promise<void> {
+    await this.db.run(
+      `INSERT INTO tunnels (workspace_id, instance, url, connected_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (workspace_id) DO UPDATE SET instance = excluded.instance, url = excluded.url, connected_at = excluded.connected_at`,
+      [workspaceId, instance, url, new Date().toISOString()],
+    );
+  }
+
+  async releaseTunnel(workspaceId: string, instance: string): Promise<void> {
+    await this.db.run('DELETE FROM tunnels WHERE workspace_id = ? AND instance = ?', [workspaceId, instance]);
+  }
+
+  async tunnelHolder(workspaceId: string): Promise<{ instance: string; url: string } | undefined> {
+    return this.db.get<{ instance: string; url: string }>('SELECT instance, url FROM tunnels WHERE workspace_id = ?', [workspaceId]);
+  }
 }

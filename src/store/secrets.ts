@@ -1,5 +1,5 @@
 /** @module Seals secret values at rest (AES-256-GCM) with a per-home key file readable only by its owner. */
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync, chmodSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -34,6 +34,12 @@ export class SecretBox {
     const key = Buffer.from(text, 'base64');
     if (key.length !== 32) throw new Error(`secret key file ${file} must hold 32 bytes in base64 (make one with: openssl rand -base64 32)`);
     return new SecretBox(key);
+  }
+
+  /** A MAC under a key derived from this one: how processes sharing the key recognise each other. */
+  mac(purpose: string, data: string): string {
+    const derived = createHmac('sha256', this.key).update(`claude-vm:${purpose}`).digest();
+    return createHmac('sha256', derived).update(data).digest('hex');
   }
 
   seal(plain: string): string {

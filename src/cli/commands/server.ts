@@ -10,6 +10,7 @@ interface ServerFlags {
   listen: string;
   db?: string;
   publicUrl?: string;
+  internalUrl?: string;
   secretKeyFile?: string;
   maxRunning: string;
   launchesPerHour: string;
@@ -24,6 +25,7 @@ export function serverCommands(program: Command, ctx: Context): void {
     .option('--listen <host:port>', 'where to serve the API', '127.0.0.1:7477')
     .option('--db <url>', 'sqlite:PATH (default: $CLAUDE_VM_HOME/state.db) or postgres://user@host/db for teams')
     .option('--public-url <url>', 'the URL remote workspaces dial to reach this server (https://cp.example.com)')
+    .option('--internal-url <url>', 'where the other processes of a team deployment reach this one (default: the --listen address)')
     .option('--secret-key-file <file>', 'key that encrypts stored secrets (32 bytes, base64); share it between the processes of a team deployment')
     .option('--max-running <n>', 'running workspaces allowed per user', String(DEFAULT_POLICY.maxRunning))
     .option('--launches-per-hour <n>', 'workspace launches allowed per user per hour', String(DEFAULT_POLICY.launchesPerHour))
@@ -44,6 +46,7 @@ Examples:
         listen: o.listen,
         db: o.db,
         publicUrl: o.publicUrl,
+        internalUrl: o.internalUrl,
         secretKeyFile: o.secretKeyFile,
         policy: {
           maxRunning: parseCount(o.maxRunning, '--max-running'),

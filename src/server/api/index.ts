@@ -1,5 +1,6 @@
 /** @module The HTTP API under /api/v1: authentication for every route but a few public ones, errors as JSON. */
 import { OpenAPIHono } from '@hono/zod-openapi';
+import { HTTPException } from 'hono/http-exception';
 import { UserError, type ErrorCode } from '../../protocol/errors.js';
 import { authenticate } from '../auth.js';
 import type { ControlPlane } from '../control-plane.js';
@@ -9,11 +10,19 @@ import { providerRoutes } from './providers.js';
 import { workspaceRoutes } from './workspaces.js';
 import { conversationRoutes } from './conversations.js';
 import { VERSION } from '../../version.js';
+import { internalRoutes } from './internal.js';
+import { FORWARD_PATH } from '../forward.js';
 
 export const API_PREFIX = '/api/v1';
 
 /** Routes anyone may call: liveness, the API document, and logging in (which checks the token it is given). */
-export const PUBLIC_PATHS = new Set([`${API_PREFIX}/health`, `${API_PREFIX}/openapi.json`, `${API_PREFIX}/auth/session`, `${API_PREFIX}/tunnel`]);
+/**
+ * Routes (method and path) that take no user credentials, or authenticate their own way: logging in (the token in its
+ * body), the tunnel (a workspace's token) and calls between processes (the shared key).
+ */
+export const PUBLIC_ROUTES = new Set([
+  `GET ${API_PREFIX}/health`, `GET ${API_PREFIX}/openapi.json`, `POST ${API_PREFIX}/auth/session`, `GET ${API_PREFIX}/tunnel`, `POST ${FORWARD_PATH}`,
+]);
 
 export const STATUS: Record<ErrorCode, number> = {
   not_found: 404,
@@ -47,6 +56,11 @@ export function buildApi(cp: ControlPlane): Api {
 
   app.onError((e, c) => {
     if (e instanceof UserError) return c.json(errorBody(e), STATUS[e.code] as 400);
+    // Hono's own refusals (a malformed JSON body, a body that is not JSON) keep their 4xx status.
+    if (e instanceof HTTPException && e.status < 500) {
+      const message = e.status === 415 ? 'The request body must be JSON (Content-Type: application/json).' : `Invalid request: ${e.message}.`;
+      return c.json(errorBody(new UserError('invalid_argument', message)), e.status);
+    }
     if (e instanceof SyntaxError) return c.json(errorBody(new UserError('invalid_argument', 'The request body is not valid JSON.')), 400);
     process.stderr.write(`claude-vm server: ${c.req.method} ${c.req.path}: ${e.stack ?? e.message}\n`);
     return c.json({ error: { code: 'internal', message: 'The server failed to handle this request; see its log.' } }, 500);
@@ -54,7 +68,7 @@ export function buildApi(cp: ControlPlane): Api {
   app.notFound((c) => c.json(errorBody(new UserError('not_found', `No API route ${c.req.method} ${c.req.path}.`, 'See /api/v1/openapi.json.')), 404));
 
   app.use(`${API_PREFIX}/*`, async (c, next) => {
-    if (PUBLIC_PATHS.has(c.req.path)) return next();
+    if (PUBLIC_ROUTES.has(`${c.req.method} ${c.req.path}`)) return next();
     const caller = await authenticate(
       cp.auth,
       {
@@ -74,6 +88,7 @@ export function buildApi(cp: ControlPlane): Api {
   providerRoutes(app, cp);
   workspaceRoutes(app, cp);
   conversationRoutes(app, cp);
+  internalRoutes(app, cp);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'cvm_session' });
