@@ -1,9 +1,11 @@
 /** @module `claude-vm server`: the control plane. Local mode needs no flags; teams add --db postgres://… */
 import type { Command } from 'commander';
 import { DEFAULT_POLICY } from '../../server/control-plane.js';
-import { startServer } from '../../server/server.js';
+import { serverFilePath, startServer, type ServerFile } from '../../server/server.js';
+import { readFileSync } from 'node:fs';
 import type { Context } from '../context.js';
 import { runsOffline } from '../offline.js';
+import { UserError } from '../../protocol/errors.js';
 import { parseCount, parseDuration } from '../options.js';
 
 interface ServerFlags {
@@ -32,6 +34,7 @@ export function serverCommands(program: Command, ctx: Context): void {
     .option('--idle-stop <duration>', 'stop workspaces idle this long (no turn, nobody attached), unless they set their own; e.g. 30m')
     .option('--auto-delete-after <duration>', 'delete workspaces stopped this long, e.g. 14d (their data is kept)')
     .option('--policy-interval <duration>', 'how often policies run', '30s')
+    .option('--stop', "stop this home's running server (the one the CLI starts by itself) and exit")
     .addHelpText('after', `
 On first start the server creates an admin user and writes its token to $CLAUDE_VM_HOME/token (mode 0600),
 which the CLI on this machine uses. Other users get tokens from \`claude-vm user add <name>\`.
@@ -39,7 +42,8 @@ which the CLI on this machine uses. Other users get tokens from \`claude-vm user
 Examples:
   claude-vm server                                          local, SQLite, loopback only
   claude-vm server --listen 0.0.0.0:7477 --db postgres://cvm@db/cvm --public-url https://cvm.example.com`)
-    .action(async (o: ServerFlags) => {
+    .action(async (o: ServerFlags & { stop?: boolean }) => {
+      if (o.stop) return stopServer(ctx.home);
       const idle = o.idleStop ? parseDuration(o.idleStop, '--idle-stop') : 0;
       const s = await startServer({
         home: ctx.home,
@@ -63,4 +67,28 @@ Examples:
         process.once('SIGINT', stop);
       });
     });
+}
+
+async function stopServer(home: string): Promise<void> {
+  let file: ServerFile;
+  try {
+    file = JSON.parse(readFileSync(serverFilePath(home), 'utf8')) as ServerFile;
+  } catch {
+    return void process.stdout.write(`No server is running for ${home}.\n`);
+  }
+  try {
+    process.kill(file.pid, 'SIGTERM');
+  } catch {
+    return void process.stdout.write(`No server is running for ${home} (pid ${file.pid} is gone).\n`);
+  }
+  // Its workspaces keep running; their daemons reconnect to the next server by themselves.
+  for (let i = 0; i < 100; i++) {
+    try {
+      process.kill(file.pid, 0);
+    } catch {
+      return void process.stdout.write(`Stopped the server (pid ${file.pid}); workspaces keep running.\n`);
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new UserError('provider_unavailable', `The server (pid ${file.pid}) did not stop within 10 s.`, `kill -9 ${file.pid}`);
 }

@@ -63,6 +63,9 @@ export function accountRoutes(app: Api, cp: ControlPlane): void {
       const user = await cp.auth.getUser(params.id);
       if (!user) throw new UserError('not_found', `No user "${params.id}".`);
       if (user.id === caller.principal.userId) throw new UserError('invalid_argument', 'You cannot delete yourself.');
+      // Their workspaces would run on with nobody to stop them: they go first.
+      const left = (await cp.store.listWorkspaces(user.id)).length;
+      if (left) throw new UserError('wrong_state', `User ${user.name} still has ${left} workspace(s).`, 'Ask them to delete their workspaces with --purge first.');
       await cp.auth.deleteUser(user.id);
       await cp.auth.audit({ userId: caller.principal.userId, action: 'user.delete', target: user.id, detail: { name: user.name } });
       return c.json({ deleted: user.id });
