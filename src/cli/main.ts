@@ -5,6 +5,7 @@ import { createContext } from './context.js';
 import { isOffline } from './offline.js';
 import { serverCommands } from './commands/server.js';
 import { accountCommands } from './commands/accounts.js';
+import { sshCommands } from './commands/ssh.js';
 import { providerCommands } from './commands/provider.js';
 import { workspaceCommands } from './commands/workspace.js';
 import { shellCommands } from './commands/shell.js';
@@ -32,6 +33,7 @@ export async function main(argv: string[]): Promise<void> {
   chatCommands(program, ctx);
   serverCommands(program, ctx);
   accountCommands(program, ctx);
+  sshCommands(program, ctx);
   for (const c of allCommands(program)) c.exitOverride();
   // Commands reach the control plane through the API; connecting (and starting a local server) happens only
   // when a command that needs it runs, never for --help.

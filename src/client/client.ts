@@ -7,6 +7,7 @@ import type { ExecHandle, ExecOptions, LogOptions, ProviderOptionSpec, SizeSpec 
 import type { AnyEvent, ConversationInfo, QueuedMessage } from '../protocol/events.js';
 import type { AgentSettings, SetAgentRequest } from '../core/agents.js';
 import type { NewChatRequest } from '../core/conversations.js';
+import type { Duplex } from 'node:stream';
 
 export interface ProviderTypeInfo {
   type: string;
@@ -57,6 +58,24 @@ export interface AuditEntry {
   action: string;
   target: string | null;
   detail: Record<string, unknown>;
+}
+
+export interface SshKeyInfo {
+  id: string;
+  name: string;
+  publicKey: string;
+  fingerprint: string;
+  createdAt: string;
+}
+
+export interface SshHostInfo {
+  workspaceId: string;
+  name: string | null;
+  host: string;
+  user: string;
+  projectDir: string;
+  hostPublicKey: string;
+  status: string;
 }
 
 export interface ApprovalInfo {
@@ -120,5 +139,15 @@ export interface ClaudeVmClient {
     revoke(id: string): Promise<void>;
   };
   audit(limit?: number): Promise<AuditEntry[]>;
+  ssh: {
+    keys(): Promise<SshKeyInfo[]>;
+    addKey(publicKey: string, name?: string): Promise<SshKeyInfo>;
+    removeKey(idOrFingerprint: string): Promise<void>;
+    host(workspace: string): Promise<SshHostInfo>;
+    /** The workspace's SSH server, as a byte stream through its tunnel. */
+    connect(workspace: string): Promise<Duplex>;
+    /** A TCP port on the workspace's loopback, as a byte stream through its tunnel. */
+    port(workspace: string, port: number): Promise<Duplex>;
+  };
   close(): void;
 }

@@ -9,7 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { UserError } from '../protocol/errors.js';
 import type { Connection } from './http.js';
 
-const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'claude-vm.js');
+export const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'bin', 'claude-vm.js');
 
 export interface SavedLogin {
   url: string;

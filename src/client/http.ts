@@ -3,7 +3,9 @@
  * drop with Last-Event-ID semantics, so a restarted server costs no event), and WebSocket exec streams.
  */
 import { readFileSync } from 'node:fs';
-import { WebSocket } from 'ws';
+import { WebSocket, createWebSocketStream } from 'ws';
+import type { Duplex } from 'node:stream';
+import { FAST_CLIENT } from '../protocol/mux.js';
 import { UserError, type ErrorCode } from '../protocol/errors.js';
 import type { AnyEvent } from '../protocol/events.js';
 import type { ProgressEvent } from '../protocol/types.js';
@@ -63,7 +65,7 @@ export function httpClient(initial: Connection): ClaudeVmClient {
   function openStream(path: string, query: URLSearchParams, io: StreamIo, withStdin: boolean): Promise<ExecHandle> {
     if (io.tty) (query.set('rows', String(io.tty.rows)), query.set('cols', String(io.tty.cols)));
     if (io.env?.TERM) query.set('term', io.env.TERM);
-    const ws = new WebSocket(`${base().replace(/^http/, 'ws')}${path}?${query}`, { headers: { authorization: `Bearer ${conn.token}` } });
+    const ws = new WebSocket(`${base().replace(/^http/, 'ws')}${path}?${query}`, { ...FAST_CLIENT, headers: { authorization: `Bearer ${conn.token}` } });
     return new Promise((resolve, reject) => {
       let code: number | undefined;
       let failure: UserError | undefined;
@@ -114,6 +116,26 @@ export function httpClient(initial: Connection): ClaudeVmClient {
   }
 
   const enc = encodeURIComponent;
+
+  /** A WebSocket whose binary frames are a byte stream, as a Duplex (with the socket's backpressure). */
+  function byteStream(path: string): Promise<Duplex> {
+    const ws = new WebSocket(`${base().replace(/^http/, 'ws')}${path}`, { ...FAST_CLIENT, headers: { authorization: `Bearer ${conn.token}` } });
+    return new Promise((resolve, reject) => {
+      ws.once('unexpected-response', (_req, res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d));
+        res.on('end', () => {
+          try {
+            reject(toUserError((JSON.parse(text) as { error: { code: string; message: string; hint?: string } }).error));
+          } catch {
+            reject(new UserError('provider_unavailable', `The server refused the connection (HTTP ${res.statusCode}).`));
+          }
+        });
+      });
+      ws.once('error', (e) => reject(new UserError('provider_unavailable', `Cannot reach the claude-vm server at ${conn.url} (${causeOf(e)}).`)));
+      ws.once('open', () => resolve(createWebSocketStream(ws)));
+    });
+  }
 
   return {
     get url() {
@@ -221,6 +243,14 @@ export function httpClient(initial: Connection): ClaudeVmClient {
       revoke: async (id) => void (await json('DELETE', `/api/v1/tokens/${enc(id)}`)),
     },
     audit: (limit) => json('GET', `/api/v1/audit${limit ? `?limit=${limit}` : ''}`),
+    ssh: {
+      keys: () => json('GET', '/api/v1/ssh-keys'),
+      addKey: (publicKey, name) => json('POST', '/api/v1/ssh-keys', { publicKey, name }),
+      removeKey: async (id) => void (await json('DELETE', `/api/v1/ssh-keys/${enc(id)}`)),
+      host: (ws) => json('GET', `/api/v1/workspaces/${enc(ws)}/ssh-host`),
+      connect: (ws) => byteStream(`/api/v1/workspaces/${enc(ws)}/ssh`),
+      port: (ws, port) => byteStream(`/api/v1/workspaces/${enc(ws)}/ports/${port}`),
+    },
     close: () => undefined,
   };
 }

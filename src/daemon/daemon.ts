@@ -12,6 +12,7 @@ import { Conversation } from './conversation.js';
 import { FileError, WorkspaceFiles } from './files.js';
 import { AGENT_DEFINITIONS } from './agents/index.js';
 import { TunnelClient, type RpcReply } from './tunnel.js';
+import { openTarget } from './streams.js';
 
 export interface DaemonOptions {
   /** $root holds the socket and conversations/ (on the workspace volume). */
@@ -74,6 +75,7 @@ export class Daemon {
       version: this.opts.version,
       conversations: () => this.conversations.values(),
       call: (method, params) => this.callRemote(method, params),
+      openStream: (target) => openTarget(target, this.opts.secretDir),
     });
     this.tunnel.start();
   }

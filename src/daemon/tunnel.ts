@@ -9,6 +9,8 @@ import WebSocket from 'ws';
 import type { AnyEvent } from '../protocol/events.js';
 import { tunnelWsUrl, type DaemonMessage, type ServerMessage, type TunnelConfig } from '../protocol/tunnel.js';
 import type { Conversation } from './conversation.js';
+import type { Duplex } from 'node:stream';
+import { FAST_CLIENT, Mux, MUX_TYPES, type MuxControl, type StreamTarget } from '../protocol/mux.js';
 
 /** What the tunnel needs of a conversation. */
 export type TunnelConversation = Pick<Conversation, 'info' | 'log'>;
@@ -26,6 +28,8 @@ export interface TunnelHost {
   version: string;
   conversations(): Iterable<TunnelConversation>;
   call(method: string, params: Record<string, unknown>): Promise<RpcReply>;
+  /** A byte stream the control plane asked for (SSH, a forwarded port). */
+  openStream(target: StreamTarget): Promise<Duplex>;
 }
 
 const BATCH = 256;
@@ -87,7 +91,7 @@ export class TunnelClient {
     let ws: WebSocket;
     try {
       config = readConfig(join(this.host.root, 'tunnel.json'));
-      ws = new WebSocket(tunnelWsUrl(config.url), { headers: { Authorization: `Bearer ${config.token}` }, handshakeTimeout: 10_000 });
+      ws = new WebSocket(tunnelWsUrl(config.url), { ...FAST_CLIENT, headers: { Authorization: `Bearer ${config.token}` }, handshakeTimeout: 10_000 });
     } catch (e) {
       this.log(`tunnel: ${(e as Error).message}; retrying later`);
       return this.schedule(NO_CONFIG_DELAY);
@@ -148,6 +152,8 @@ class Connection {
   private flushQueued = false;
   private ponged = true;
   private readonly heartbeat: NodeJS.Timeout;
+  /** SSH sessions and forwarded ports riding on this connection; they end with it. */
+  private readonly mux: Mux;
 
   constructor(
     private readonly ws: WebSocket,
@@ -165,7 +171,11 @@ class Connection {
       for (const i of conversations) this.announced.set(i.id, i.lastSeq);
       this.send({ t: 'hello', workspaceId: host.workspaceId, version: host.version, conversations });
     });
-    ws.on('message', (data) => this.receive(String(data), events));
+    this.mux = new Mux({
+      json: (m) => this.send(m as DaemonMessage),
+      binary: (frame) => ws.readyState === WebSocket.OPEN && ws.send(frame, { binary: true }),
+    });
+    ws.on('message', (data: Buffer, isBinary) => (isBinary ? this.mux.onBinary(data) : this.receive(String(data), events)));
     ws.on('pong', () => (this.ponged = true));
     ws.on('error', (e) => (this.failure ??= e.message));
     ws.on('close', (code) => {
@@ -214,6 +224,24 @@ class Connection {
       events.welcomed();
     } else if (m.t === 'ack') events.acked(m.acked ?? {});
     else if (m.t === 'req') void this.answer(m);
+    else if (m.t === 'open') void this.open(m.sid, m.target);
+    else if (MUX_TYPES.has(m.t)) this.mux.onControl(m as MuxControl);
+  }
+
+  private async open(sid: number, target: StreamTarget): Promise<void> {
+    let local: Duplex;
+    try {
+      local = await this.host.openStream(target);
+    } catch (e) {
+      return this.send({ t: 'close', sid, error: (e as Error).message });
+    }
+    const remote = this.mux.adopt(sid);
+    local.on('error', () => remote.destroy());
+    remote.on('close', () => local.destroy());
+    local.on('close', () => remote.destroy());
+    local.pipe(remote);
+    remote.pipe(local);
+    this.send({ t: 'opened', sid });
   }
 
   /**
@@ -282,6 +310,7 @@ class Connection {
 
   private dispose(): void {
     clearInterval(this.heartbeat);
+    this.mux.closeAll('the tunnel closed');
     this.stopFollowing();
   }
 }

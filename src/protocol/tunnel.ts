@@ -8,6 +8,7 @@
  * (sequence numbers are the identity).
  */
 import type { AnyEvent, ConversationInfo } from './events.js';
+import type { MuxControl } from './mux.js';
 
 export const TUNNEL_PATH = '/api/v1/tunnel';
 
@@ -26,7 +27,9 @@ export type DaemonMessage =
   | { t: 'events'; events: AnyEvent[] }
   /** A conversation's summary changed (state, queue, cost): lets the control plane answer while it is offline. */
   | { t: 'conversation'; info: ConversationInfo }
-  | { t: 'res'; id: number; result?: unknown; error?: { message: string; code?: string } };
+  | { t: 'res'; id: number; result?: unknown; error?: { message: string; code?: string } }
+  /** Byte streams (see mux.ts): `opened`, `credit`, `eof`, `close`. Their data goes in binary frames. */
+  | Exclude<MuxControl, { t: 'open' }>;
 
 export type ServerMessage =
   /** Answer to hello: the last sequence the control plane has stored, per conversation (missing = 0). */
@@ -34,7 +37,9 @@ export type ServerMessage =
   /** Stored durably up to these sequence numbers. */
   | { t: 'ack'; acked: Record<string, number> }
   /** A daemon RPC (the same methods as the daemon's unix socket), answered with `res` of the same id. */
-  | { t: 'req'; id: number; method: string; params: Record<string, unknown> };
+  | { t: 'req'; id: number; method: string; params: Record<string, unknown> }
+  /** Byte streams (see mux.ts): `open` (SSH, a port), `credit`, `eof`, `close`. Their data goes in binary frames. */
+  | Exclude<MuxControl, { t: 'opened' }>;
 
 /** ws URL for a TunnelConfig url (the `ws` package reaches unix sockets as `ws+unix:///path:/request-path`). */
 export function tunnelWsUrl(url: string): string {

@@ -15,15 +15,19 @@ import type { ExecHandle } from '../providers/provider.js';
 import { authenticate, type Caller } from './auth.js';
 import type { ControlPlane } from './control-plane.js';
 import { STATUS, errorBody } from './api/index.js';
+import type { MuxStream } from '../protocol/mux.js';
+import { generateSshKey } from '../core/ssh-keys.js';
 import type { StreamIo } from '../client/client.js';
 
 export const CHANNEL = { stdin: 0, stdout: 1, stderr: 2, control: 3 } as const;
 
-const ROUTES: Array<{ re: RegExp; kind: 'tunnel' | 'exec' | 'terminal' | 'tui' }> = [
+const ROUTES: Array<{ re: RegExp; kind: 'tunnel' | 'exec' | 'terminal' | 'tui' | 'ssh' | 'port' }> = [
   { re: /^\/api\/v1\/tunnel$/, kind: 'tunnel' },
   { re: /^\/api\/v1\/workspaces\/([^/]+)\/exec$/, kind: 'exec' },
   { re: /^\/api\/v1\/workspaces\/([^/]+)\/terminal$/, kind: 'terminal' },
   { re: /^\/api\/v1\/conversations\/([^/]+)\/tui$/, kind: 'tui' },
+  { re: /^\/api\/v1\/workspaces\/([^/]+)\/ssh$/, kind: 'ssh' },
+  { re: /^\/api\/v1\/workspaces\/([^/]+)\/ports\/(\d+)$/, kind: 'port' },
 ];
 
 export function upgradeHandler(cp: ControlPlane): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
@@ -46,6 +50,11 @@ export function upgradeHandler(cp: ControlPlane): (req: IncomingMessage, socket:
         return wss.handleUpgrade(req, socket, head, (ws) => cp.tunnels.attach(workspaceId, ws));
       }
       if (caller.scope === 'read') throw new UserError('forbidden', 'This token is read-only.');
+      if (match.kind === 'ssh' || match.kind === 'port') {
+        // Opened through the workspace's tunnel before the upgrade, so a refusal is a plain HTTP error.
+        const stream = await openWorkspaceStream(cp, caller, match.kind, decodeURIComponent(match.m![1]!), Number(match.m![2]));
+        return wss.handleUpgrade(req, socket, head, (ws) => relay(cp, ws, stream));
+      }
       const open = await opener(cp, caller, match.kind, decodeURIComponent(match.m![1]!), url.searchParams);
       wss.handleUpgrade(req, socket, head, (ws) => void serveExec(cp, ws, open));
     })().catch((e) => refuse(socket, e));
@@ -79,6 +88,46 @@ async function opener(cp: ControlPlane, caller: Caller, kind: 'exec' | 'terminal
   const c = await s.conversations.locate(id);
   await s.workspaces.runningTarget(c.workspaceId);
   return { workspaceId: c.workspaceId, tty, withStdin: true, start: (io) => s.conversations.tui(c.id, { ...io, env }) };
+}
+
+async function openWorkspaceStream(cp: ControlPlane, caller: Caller, kind: 'ssh' | 'port', id: string, port: number): Promise<{ workspaceId: string; stream: MuxStream }> {
+  const s = cp.services(caller.principal);
+  const t = await s.workspaces.runningTarget(id);
+  await cp.daemons.ensure(t);
+  if (!cp.tunnels.connected(t.workspaceId)) {
+    throw new UserError('provider_unavailable', "Another control-plane process holds this workspace's tunnel.", 'Route this user to one process (sticky sessions), or retry.');
+  }
+  if (kind === 'port') {
+    if (!(port >= 1 && port <= 65535)) throw new UserError('invalid_argument', `Invalid port ${port}.`);
+    return { workspaceId: t.workspaceId, stream: await cp.tunnels.openStream(t.workspaceId, { kind: 'tcp', port }) };
+  }
+  const keys = await cp.auth.listSshKeys(caller.principal.userId);
+  if (!keys.length) throw new UserError('unauthorized', 'You have no SSH key on the control plane.', 'Run `claude-vm config-ssh` (it makes and adds one), or `claude-vm ssh-key add ~/.ssh/id_ed25519.pub`.');
+  const host = await cp.store.sshHostKey(t.workspaceId, () => generateSshKey(`${t.workspaceId}.claude-vm`));
+  const authorizedKeys = keys.map((k) => k.publicKey).join('\n') + '\n';
+  return { workspaceId: t.workspaceId, stream: await cp.tunnels.openStream(t.workspaceId, { kind: 'ssh', hostKey: host.privateKey, authorizedKeys }) };
+}
+
+/** Bytes both ways between a client's WebSocket and a tunnel stream, at the pace of the slower side. */
+function relay(cp: ControlPlane, ws: WebSocket, o: { workspaceId: string; stream: MuxStream }): void {
+  const detach = cp.attach(o.workspaceId);
+  const { stream } = o;
+  stream.on('data', (d: Buffer) => {
+    ws.send(d, { binary: true }, () => {
+      if (stream.isPaused() && ws.bufferedAmount < 1 << 20) stream.resume();
+    });
+    if (ws.bufferedAmount > 4 << 20) stream.pause();
+  });
+  stream.on('end', () => ws.close(1000));
+  stream.on('close', () => (ws.readyState === ws.OPEN ? ws.close(1000) : undefined, detach()));
+  ws.on('message', (data: Buffer) => {
+    if (!stream.write(data)) {
+      ws.pause();
+      stream.once('drain', () => ws.resume());
+    }
+  });
+  ws.on('close', () => stream.destroy());
+  ws.on('error', () => stream.destroy());
 }
 
 async function serveExec(cp: ControlPlane, ws: WebSocket, o: Opener): Promise<void> {

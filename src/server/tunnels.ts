@@ -10,6 +10,7 @@ import type { DaemonMessage, ServerMessage } from '../protocol/tunnel.js';
 import type { EventStore } from '../store/events.js';
 import type { StateStore } from '../store/state.js';
 import type { EventHub } from './event-hub.js';
+import { Mux, type MuxStream, type StreamTarget } from '../protocol/mux.js';
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -27,11 +28,19 @@ class TunnelSession {
   readonly states = new Map<string, ConversationInfo['state']>();
   nextId = 1;
   welcomed = false;
+  readonly mux: Mux;
+  /** Streams asked for and not yet opened or refused by the daemon. */
+  readonly opening = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
 
   constructor(
     readonly workspaceId: string,
     readonly ws: WebSocket,
-  ) {}
+  ) {
+    this.mux = new Mux({
+      json: (m) => this.send(m as ServerMessage),
+      binary: (frame) => ws.readyState === ws.OPEN && ws.send(frame, { binary: true }),
+    });
+  }
 
   send(m: ServerMessage): void {
     if (this.ws.readyState === this.ws.OPEN) this.ws.send(JSON.stringify(m));
@@ -54,8 +63,8 @@ export class TunnelHub {
   /** A daemon connected with a valid tunnel token for `workspaceId`. */
   attach(workspaceId: string, ws: WebSocket): void {
     const session = new TunnelSession(workspaceId, ws);
-    ws.on('message', (data, isBinary) => {
-      if (isBinary) return;
+    ws.on('message', (data: Buffer, isBinary) => {
+      if (isBinary) return session.mux.onBinary(data);
       let m: DaemonMessage;
       try {
         m = JSON.parse(data.toString()) as DaemonMessage;
@@ -92,6 +101,21 @@ export class TunnelHub {
       }
       case 'conversation':
         if (s.welcomed) await this.remember(s, m.info);
+        return;
+      case 'opened':
+        s.opening.get(m.sid)?.resolve();
+        s.opening.delete(m.sid);
+        return;
+      case 'close':
+        if (s.opening.has(m.sid)) {
+          s.opening.get(m.sid)!.reject(new UserError('wrong_state', m.error ?? 'The workspace refused the connection.'));
+          s.opening.delete(m.sid);
+        }
+        s.mux.onControl(m);
+        return;
+      case 'credit':
+      case 'eof':
+        s.mux.onControl(m);
         return;
       case 'res': {
         const p = s.pending.get(m.id);
@@ -132,6 +156,9 @@ export class TunnelHub {
       p.reject(new UserError('provider_unavailable', 'The workspace disconnected during the request.', 'Try again; it reconnects by itself.'));
     }
     s.pending.clear();
+    for (const o of s.opening.values()) o.reject(new UserError('provider_unavailable', 'The workspace disconnected.'));
+    s.opening.clear();
+    s.mux.closeAll('the workspace tunnel closed');
     if (this.sessions.get(s.workspaceId) === s) {
       this.sessions.delete(s.workspaceId);
       void this.onDisconnected(s.workspaceId).catch(() => undefined);
@@ -181,6 +208,30 @@ export class TunnelHub {
       }, timeoutMs);
       s.pending.set(id, { resolve, reject, timer });
       s.send({ t: 'req', id, method, params });
+    });
+  }
+
+  /** A byte stream to something in the workspace (its SSH server, a port), through its tunnel. */
+  openStream(workspaceId: string, target: StreamTarget, timeoutMs = 30_000): Promise<MuxStream> {
+    const s = this.sessions.get(workspaceId);
+    if (!s) return Promise.reject(new UserError('provider_unavailable', 'The workspace daemon is not connected.', 'Run `claude-vm workspace up <id>` to reconnect it.'));
+    const stream = s.mux.create();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        s.opening.delete(stream.sid);
+        stream.destroy();
+        reject(new UserError('provider_unavailable', 'The workspace did not open the connection in time.'));
+      }, timeoutMs);
+      s.opening.set(stream.sid, {
+        resolve: () => (clearTimeout(timer), resolve(stream)),
+        reject: (e) => {
+          clearTimeout(timer);
+          stream.remoteClosed = true;
+          stream.destroy();
+          reject(e);
+        },
+      });
+      s.send({ t: 'open', sid: stream.sid, target });
     });
   }
 

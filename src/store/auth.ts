@@ -29,6 +29,15 @@ export interface TokenRow {
   createdAt: string;
 }
 
+export interface SshKeyRow {
+  id: string;
+  userId: string;
+  name: string;
+  publicKey: string;
+  fingerprint: string;
+  createdAt: string;
+}
+
 export interface AuditEntry {
   id: string;
   at: string;
@@ -68,6 +77,7 @@ export class AuthStore {
   async deleteUser(id: string): Promise<void> {
     await this.db.tx(async (q) => {
       await q.run('DELETE FROM tokens WHERE user_id = ?', [id]);
+      await q.run('DELETE FROM ssh_keys WHERE user_id = ?', [id]);
       await q.run('DELETE FROM users WHERE id = ?', [id]);
     });
   }
@@ -121,6 +131,27 @@ export class AuthStore {
 
   async deleteSessionTokens(before: string): Promise<void> {
     await this.db.run("DELETE FROM tokens WHERE scope = 'session' AND expires_at < ?", [before]);
+  }
+
+  async addSshKey(userId: string, k: { name: string; publicKey: string; fingerprint: string }): Promise<SshKeyRow> {
+    const row: SshKeyRow = { id: newId('key'), userId, name: k.name, publicKey: k.publicKey, fingerprint: k.fingerprint, createdAt: now() };
+    const r = await this.db.run('INSERT INTO ssh_keys (id, user_id, name, public_key, fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, fingerprint) DO NOTHING', [
+      row.id, userId, row.name, row.publicKey, row.fingerprint, row.createdAt,
+    ]);
+    if (r.changes === 0) return (await this.listSshKeys(userId)).find((x) => x.fingerprint === k.fingerprint)!;
+    return row;
+  }
+
+  async listSshKeys(userId: string): Promise<SshKeyRow[]> {
+    const rows = await this.db.all<{ id: string; user_id: string; name: string; public_key: string; fingerprint: string; created_at: string }>(
+      'SELECT * FROM ssh_keys WHERE user_id = ? ORDER BY created_at, id', [userId],
+    );
+    return rows.map((r) => ({ id: r.id, userId: r.user_id, name: r.name, publicKey: r.public_key, fingerprint: r.fingerprint, createdAt: r.created_at }));
+  }
+
+  async removeSshKey(userId: string, idOrFingerprint: string): Promise<boolean> {
+    const r = await this.db.run('DELETE FROM ssh_keys WHERE user_id = ? AND (id = ? OR fingerprint = ?)', [userId, idOrFingerprint, idOrFingerprint]);
+    return r.changes > 0;
   }
 
   async audit(e: Omit<AuditEntry, 'id' | 'at'>): Promise<void> {

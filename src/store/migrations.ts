@@ -137,4 +137,17 @@ export const MIGRATIONS: readonly string[] = [
   DROP TABLE agent_configs;
   ALTER TABLE agent_configs_v3 RENAME TO agent_configs;
   `,
+  // 4: SSH. Users' public keys, and each workspace's host key (sealed), so it never changes under the user.
+  `
+  CREATE TABLE ssh_keys (
+    id          TEXT PRIMARY KEY,
+    user_id     TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    name        TEXT NOT NULL,
+    public_key  TEXT NOT NULL,
+    fingerprint TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    UNIQUE (user_id, fingerprint)
+  );
+  ALTER TABLE workspaces ADD COLUMN ssh_host_key TEXT;
+  `,
 ];

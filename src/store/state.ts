@@ -247,6 +247,19 @@ export class StateStore {
     return rows.map((r) => ({ id: r.id, workspaceId: r.workspace_id, agent: r.agent, createdAt: r.created_at, info: r.info ? (JSON.parse(r.info) as ConversationInfo) : null }));
   }
 
+  /**
+   * The workspace's SSH host key pair, made on first use and kept sealed: the same key after down/up, a restore,
+   * or a move to another provider, so the user's known_hosts never complains.
+   */
+  async sshHostKey(workspaceId: string, make: () => { privateKey: string; publicKey: string }): Promise<{ privateKey: string; publicKey: string }> {
+    const row = await this.db.get<{ ssh_host_key: string | null }>('SELECT ssh_host_key FROM workspaces WHERE id = ?', [workspaceId]);
+    if (row?.ssh_host_key) return JSON.parse(this.box.open(row.ssh_host_key)) as { privateKey: string; publicKey: string };
+    const pair = make();
+    // Only the first writer wins, so two concurrent first connections agree on one key.
+    await this.db.run('UPDATE workspaces SET ssh_host_key = ? WHERE id = ? AND ssh_host_key IS NULL', [this.box.seal(JSON.stringify(pair)), workspaceId]);
+    return this.sshHostKey(workspaceId, make);
+  }
+
   /** Rows from before the control plane belong to the first admin (the local user). */
   async adoptOrphans(userId: string): Promise<void> {
     await this.db.run('UPDATE workspaces SET owner_id = ? WHERE owner_id IS NULL', [userId]);

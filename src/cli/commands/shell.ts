@@ -3,12 +3,17 @@ import type { Command } from 'commander';
 import { ExitError } from '../../protocol/errors.js';
 import type { Context } from '../context.js';
 import { runTerminal } from '../terminal.js';
+import { sshStdio, workspaceRef } from './ssh.js';
 
 export function shellCommands(program: Command, ctx: Context): void {
   program
     .command('ssh <id>')
     .description('Open an interactive shell in the workspace (a tmux session that later calls reattach)')
-    .action(async (id: string) => runTerminal((io) => ctx.client().workspaces.shell(id, io)));
+    .option('--stdio', "speak the SSH protocol on stdin/stdout to the workspace's SSH server (for ProxyCommand; see config-ssh)")
+    .action(async (id: string, o: { stdio?: boolean }) => {
+      if (o.stdio) return sshStdio(ctx.client(), id);
+      return runTerminal((io) => ctx.client().workspaces.shell(workspaceRef(id), io));
+    });
 
   program
     .command('exec <id>')

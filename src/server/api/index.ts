@@ -11,6 +11,7 @@ import { workspaceRoutes } from './workspaces.js';
 import { conversationRoutes } from './conversations.js';
 import { VERSION } from '../../version.js';
 import { internalRoutes } from './internal.js';
+import { sshRoutes } from './ssh.js';
 import { FORWARD_PATH } from '../forward.js';
 
 export const API_PREFIX = '/api/v1';
@@ -88,6 +89,7 @@ export function buildApi(cp: ControlPlane): Api {
   providerRoutes(app, cp);
   workspaceRoutes(app, cp);
   conversationRoutes(app, cp);
+  sshRoutes(app, cp);
   internalRoutes(app, cp);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
