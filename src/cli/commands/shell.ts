@@ -1,6 +1,8 @@
 /** @module `claude-vm ssh` (interactive tmux shell) and `claude-vm exec` (scripts, exit code passed through). */
 import type { Command } from 'commander';
-import { ExitError } from '../../protocol/errors.js';
+import { ExitError, UserError } from '../../protocol/errors.js';
+import { confirm } from '../options.js';
+import { progressReporter } from '../progress.js';
 import type { Context } from '../context.js';
 import { runTerminal } from '../terminal.js';
 import { sshStdio, workspaceRef } from './ssh.js';
@@ -12,7 +14,9 @@ export function shellCommands(program: Command, ctx: Context): void {
     .option('--stdio', "speak the SSH protocol on stdin/stdout to the workspace's SSH server (for ProxyCommand; see config-ssh)")
     .action(async (id: string, o: { stdio?: boolean }) => {
       if (o.stdio) return sshStdio(ctx.client(), id);
-      return runTerminal((io) => ctx.client().workspaces.shell(workspaceRef(id), io));
+      const ref = workspaceRef(id);
+      await offerToStart(ctx, ref);
+      return runTerminal((io) => ctx.client().workspaces.shell(ref, io));
     });
 
   program
@@ -40,4 +44,19 @@ export function shellCommands(program: Command, ctx: Context): void {
         process.stdin.pause();
       }
     });
+}
+
+/** A stopped workspace: on a terminal, offer to start it; otherwise say how. */
+async function offerToStart(ctx: Context, ref: string): Promise<void> {
+  const w = await ctx.client().workspaces.get(ref);
+  if (w.status === 'running') return;
+  const hint = `Start it with \`claude-vm workspace up ${w.id}\`.`;
+  if (!process.stdin.isTTY) throw new UserError('wrong_state', `Workspace ${w.id} is ${w.status}.`, hint);
+  await confirm(`Workspace ${w.id} is ${w.status}. Start it?`, false);
+  const progress = progressReporter();
+  try {
+    await ctx.client().workspaces.up({ target: w.id }, progress.fn);
+  } finally {
+    progress.done();
+  }
 }
