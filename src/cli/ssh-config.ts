@@ -3,7 +3,7 @@
  * removable so that the file is byte-for-byte what it was. Always written to a temporary file and renamed, so
  * the user's config is never left half-written.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 const START = '# ------------START-CLAUDE-VM------------';
@@ -58,7 +58,8 @@ export function withoutBlock(text: string): string {
   const existing = findBlock(text);
   if (!existing) return text;
   const marker = text.slice(existing.start, text.indexOf('\n', existing.start));
-  const start = marker.endsWith(ADDED_NEWLINE) && text[existing.start - 1] === '\n' ? existing.start - 1 : existing.start;
+  // The newline we added goes only if the block is still last: text appended after it keeps its line break.
+  const start = marker.endsWith(ADDED_NEWLINE) && existing.end === text.length && text[existing.start - 1] === '\n' ? existing.start - 1 : existing.start;
   return text.slice(0, start) + text.slice(existing.end);
 }
 
@@ -80,7 +81,9 @@ function findBlock(text: string): { start: number; end: number } | undefined {
 }
 
 /** Writes through a temporary file and a rename, keeping the file's mode (0600 for a new one). */
-export function writeAtomically(file: string, text: string): void {
+export function writeAtomically(path: string, text: string): void {
+  // Through a symlink (a config kept in a dotfiles repository): replace the file it points to, not the link.
+  const file = existsSync(path) ? realpathSync(path) : path;
   mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
   const mode = existsSync(file) ? statSync(file).mode & 0o777 : 0o600;
   const tmp = `${file}.claude-vm-${process.pid}.tmp`;

@@ -22,6 +22,8 @@ import { forwardDaemonCall } from './forward.js';
 import { dirname } from 'node:path';
 import { UserError } from '../protocol/errors.js';
 
+export { DEFAULT_POLICY } from './policy-defaults.js';
+
 export interface PolicyConfig {
   /** Running workspaces per user. */
   maxRunning: number;
@@ -35,7 +37,6 @@ export interface PolicyConfig {
   intervalMs: number;
 }
 
-export const DEFAULT_POLICY: PolicyConfig = { maxRunning: 10, launchesPerHour: 5, idleStopSeconds: null, autoDeleteSeconds: null, intervalMs: 30_000 };
 
 export interface UserServices {
   principal: Principal;

@@ -1,8 +1,9 @@
 /** @module `claude-vm server`: the control plane. Local mode needs no flags; teams add --db postgres://… */
 import type { Command } from 'commander';
-import { DEFAULT_POLICY } from '../../server/control-plane.js';
-import { serverFilePath, startServer, type ServerFile } from '../../server/server.js';
+import { DEFAULT_POLICY } from '../../server/policy-defaults.js';
+import type { ServerFile } from '../../server/server.js';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Context } from '../context.js';
 import { runsOffline } from '../offline.js';
 import { UserError } from '../../protocol/errors.js';
@@ -45,6 +46,8 @@ Examples:
     .action(async (o: ServerFlags & { stop?: boolean }) => {
       if (o.stop) return stopServer(ctx.home);
       const idle = o.idleStop ? parseDuration(o.idleStop, '--idle-stop') : 0;
+      // Loaded here: every other command starts faster without the server's modules.
+      const { startServer } = await import('../../server/server.js');
       const s = await startServer({
         home: ctx.home,
         listen: o.listen,
@@ -72,7 +75,7 @@ Examples:
 async function stopServer(home: string): Promise<void> {
   let file: ServerFile;
   try {
-    file = JSON.parse(readFileSync(serverFilePath(home), 'utf8')) as ServerFile;
+    file = JSON.parse(readFileSync(join(home, 'server.json'), 'utf8')) as ServerFile;
   } catch {
     return void process.stdout.write(`No server is running for ${home}.\n`);
   }

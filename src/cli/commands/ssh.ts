@@ -6,6 +6,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
+import { Writable } from 'node:stream';
 import { homedir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
@@ -145,16 +146,17 @@ export function sshCommands(program: Command, ctx: Context): void {
         local, `ssh://${h.host}/${h.projectDir}`,
         '-batch', '-auto', '-times', '-ui', 'text', '-confirmbigdel=false',
         '-sshargs', `-F ${configFile}`, '-servercmd', 'unison',
-        ...ignoreArgs(local),
+        ...ignoreArgs(local, await remoteGitignore(ctx, w.id)),
         ...(o.once ? [] : ['-repeat', String(Math.max(1, Number(o.interval) || 2))]),
       ];
       process.stderr.write(`Syncing ${local} <-> ${h.host}:${h.projectDir}${o.once ? '' : ' (Ctrl-C stops)'}\n`);
       const child = spawn('unison', args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, UNISON: join(ctx.home, 'unison') } });
+      // unison prints each file it skipped because both sides changed it; its exit status 1 says some were skipped.
       let conflicts = 0;
       const report = (d: Buffer) => {
         for (const line of d.toString().split('\n')) {
           if (!line.trim()) continue;
-          if (/conflict/i.test(line)) conflicts++;
+          if (/^\s*skipped: .*changed on both sides/.test(line)) conflicts++;
           process.stderr.write(`${line}\n`);
         }
       };
@@ -215,19 +217,29 @@ function parsePortSpec(spec: string): [number, number] {
   return [local, remote];
 }
 
-/** .gitignore lines as unison ignore rules (a name anywhere, or a path from the root); .git is never synced. */
-function ignoreArgs(dir: string): string[] {
-  const rules = ['Name .git'];
+/** The workspace's .gitignore: on a first sync the local folder has none yet, and ignored trees must not come down. */
+async function remoteGitignore(ctx: Context, id: string): Promise<string> {
+  let text = '';
+  const sink = new Writable({ write: (c: Buffer, _e, cb) => ((text += c.toString()), cb()) });
+  const h = await ctx.client().workspaces.exec(id, { argv: ['sh', '-c', 'cat .gitignore 2>/dev/null || true'], stdout: sink, stderr: new Writable({ write: (_c, _e, cb) => cb() }) });
+  await h.exit;
+  return text;
+}
+
+/** .gitignore lines (local and the workspace's) as unison ignore rules: a name anywhere, or a path from the root. .git is never synced. */
+function ignoreArgs(dir: string, remote: string): string[] {
+  const rules = new Set(['Name .git']);
   const file = join(dir, '.gitignore');
-  if (existsSync(file)) {
-    for (let line of readFileSync(file, 'utf8').split('\n')) {
+  const texts = [remote, existsSync(file) ? readFileSync(file, 'utf8') : ''];
+  for (const text of texts) {
+    for (let line of text.split('\n')) {
       line = line.trim();
       if (!line || line.startsWith('#') || line.startsWith('!')) continue;
       line = line.replace(/\/+$/, '');
-      rules.push(line.includes('/') ? `Path ${line.replace(/^\/+/, '')}` : `Name ${line}`);
+      rules.add(line.includes('/') ? `Path ${line.replace(/^\/+/, '')}` : `Name ${line}`);
     }
   }
-  return rules.flatMap((r) => ['-ignore', r]);
+  return [...rules].flatMap((r) => ['-ignore', r]);
 }
 
 function shellWord(s: string): string {
