@@ -91,6 +91,8 @@ export interface ClaudeVmClient {
   /** Where this client is connected (for messages). */
   readonly url: string;
   me(): Promise<{ user: { id: string; name: string; admin: boolean }; scope: string }>;
+  /** A one-time link that logs this user into the web UI. */
+  loginLink(): Promise<{ url: string; expiresAt: string }>;
   providers: {
     types(): ProviderTypeInfo[];
     list(): Promise<ProviderInfo[]>;

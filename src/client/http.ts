@@ -142,6 +142,7 @@ export function httpClient(initial: Connection): ClaudeVmClient {
       return conn.url;
     },
     me: () => json('GET', '/api/v1/me'),
+    loginLink: () => json('POST', '/api/v1/auth/login-links'),
     providers: {
       types: () => Object.values(PROVIDER_TYPES).map(({ type, description, isolates, options, sizes, defaultSize }) => ({ type, description, isolates, options, sizes, defaultSize })),
       list: () => json('GET', '/api/v1/providers'),

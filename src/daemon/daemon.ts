@@ -9,7 +9,8 @@ import { dirname, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { AGENTS, type AgentName } from '../protocol/events.js';
 import { Conversation } from './conversation.js';
-import { FileError, WorkspaceFiles } from './files.js';
+import { WorkspaceFiles } from './files.js';
+import { WorkspaceGit } from './git.js';
 import { AGENT_DEFINITIONS } from './agents/index.js';
 import { TunnelClient, type RpcReply } from './tunnel.js';
 import { openTarget } from './streams.js';
@@ -32,6 +33,9 @@ export interface Request {
 
 class RpcError extends Error {}
 
+/** Error codes a caller can act on, passed through to the control plane (others become invalid_argument). */
+const ERROR_CODES = new Set(['not_found', 'forbidden', 'wrong_state', 'invalid_argument']);
+
 /** Methods that hold something for as long as the local connection lives, or stream on it. */
 const LOCAL_ONLY = new Set(['conversation.tui', 'events.read']);
 
@@ -41,10 +45,12 @@ export class Daemon {
   private tunnel: TunnelClient | undefined;
 
   private readonly files: WorkspaceFiles;
+  private readonly git: WorkspaceGit;
 
   constructor(private readonly opts: DaemonOptions) {
     // The persistent root is the parent of the daemon's own directory (/workspace for /workspace/.claude-vm).
     this.files = new WorkspaceFiles(dirname(opts.root), opts.root);
+    this.git = new WorkspaceGit(opts.projectDir, opts.root);
   }
 
   get socketPath(): string {
@@ -118,7 +124,7 @@ export class Daemon {
     }
     return new Promise((resolve) => {
       this.handle({ id: 0, method, params }, (m) => resolve(m as RpcReply), []).catch((e: Error & { code?: string }) =>
-        resolve({ error: { message: e.message, ...(e instanceof FileError ? { code: e.code } : {}) } }),
+        resolve({ error: { message: e.message, ...(typeof e.code === 'string' && ERROR_CODES.has(e.code) ? { code: e.code } : {}) } }),
       );
     });
   }
@@ -177,6 +183,12 @@ export class Daemon {
         unsubscribers.push(c.log.subscribe((e) => e.seq >= next && send({ event: e })));
         return;
       }
+      case 'git.base':
+        return send({ result: await this.git.ensureBase() });
+      case 'git.changes':
+        return send({ result: await this.git.changes() });
+      case 'git.commit':
+        return send({ result: await this.git.commit(String(p.message ?? ''), p.push === true) });
       case 'fs.get':
         return send({ result: this.files.get(String(p.path ?? '.'), this.opts.projectDir) });
       case 'fs.put':

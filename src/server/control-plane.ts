@@ -19,6 +19,10 @@ import { EventHub } from './event-hub.js';
 import { TunnelHub } from './tunnels.js';
 import { TunnelDaemons } from './daemons.js';
 import { forwardDaemonCall } from './forward.js';
+import { NotificationStore } from '../store/notifications.js';
+import { UserStreams } from './user-streams.js';
+import { Notifier } from './notifier.js';
+import type { EventPayloads } from '../protocol/events.js';
 import { dirname } from 'node:path';
 import { UserError } from '../protocol/errors.js';
 
@@ -54,6 +58,11 @@ export class ControlPlane {
   readonly hub: EventHub;
   readonly tunnels: TunnelHub;
   readonly daemons: TunnelDaemons;
+  readonly notifications: NotificationStore;
+  readonly streams = new UserStreams();
+  readonly notifier: Notifier;
+  /** Workspace owners, for routing live updates (a workspace never changes owner). */
+  private readonly owners = new Map<string, string>();
   /** This process, in leases and logs. */
   readonly instanceId = `cp-${randomBytes(4).toString('hex')}`;
   /** Open viewer streams and terminals per workspace: a workspace with someone attached is not idle. */
@@ -82,6 +91,35 @@ export class ControlPlane {
     this.hub.onActivity = (id) => this.touch(id);
     this.tunnels.onConnected = (id) => this.policyStore.claimTunnel(id, this.instanceId, endpoints.internalUrl ?? endpoints.url);
     this.tunnels.onDisconnected = (id) => this.policyStore.releaseTunnel(id, this.instanceId);
+    this.notifications = new NotificationStore(db, box);
+    this.notifier = new Notifier(this.store, this.notifications, this.streams, endpoints.publicUrl ?? 'mailto:admin@localhost');
+    this.tunnels.onConversation = (id, info) => void this.ownerOf(id).then((u) => u && this.streams.publish(u, 'conversation', info));
+    this.hub.stored.add((id, e) => {
+      void this.notifier.onEvent(id, e).catch(() => undefined);
+      if (e.type === 'approval.requested' || e.type === 'approval.decided') void this.publishApprovals(id);
+    });
+  }
+
+  async ownerOf(workspaceId: string): Promise<string | undefined> {
+    if (!this.owners.has(workspaceId)) {
+      const w = await this.store.getWorkspace(workspaceId);
+      if (w?.ownerId) this.owners.set(workspaceId, w.ownerId);
+    }
+    return this.owners.get(workspaceId);
+  }
+
+  /** Approval requests still waiting, across one user's conversations. */
+  async pendingApprovals(userId: string): Promise<Array<EventPayloads['approval.requested'] & { conversationId: string; workspaceId: string; requestedAt: string }>> {
+    const events = await this.events.ofTypes(userId, ['approval.requested', 'approval.decided']);
+    const decided = new Set(events.filter((e) => e.type === 'approval.decided').map((e) => (e.data as EventPayloads['approval.decided']).approvalId));
+    return events
+      .filter((e) => e.type === 'approval.requested' && !decided.has((e.data as EventPayloads['approval.requested']).approvalId))
+      .map((e) => ({ ...(e.data as EventPayloads['approval.requested']), conversationId: e.conversationId, workspaceId: e.workspaceId, requestedAt: e.time }));
+  }
+
+  private async publishApprovals(workspaceId: string): Promise<void> {
+    const owner = await this.ownerOf(workspaceId);
+    if (owner && this.streams.has(owner)) this.streams.publish(owner, 'approvals', await this.pendingApprovals(owner));
   }
 
   /** Labels every Docker resource with the control plane it belongs to (a hash of its home, never the path). */
@@ -93,7 +131,11 @@ export class ControlPlane {
     const providers = new ProviderService(this.store, this.home, principal);
     const workspaces = new WorkspaceService(this.store, providers, this.ownerLabel, principal, {
       beforeLaunch: (userId) => this.checkLaunch(userId),
-      connectDaemon: (t, progress) => this.daemons.ensure(t, progress),
+      connectDaemon: async (t, progress) => {
+        await this.daemons.ensure(t, progress);
+        // Where "changes since the workspace began" start: recorded once, before any agent runs.
+        await this.daemons.call(t, 'git.base', {}).catch(() => undefined);
+      },
       controlPlaneSocketDir: dirname(this.endpoints.socketPath),
       defaultAutoStopSeconds: this.policy.idleStopSeconds,
       audit: (action, target, detail) => this.auth.audit({ userId: principal.userId, action, target, detail: detail ?? {} }),

@@ -20,6 +20,8 @@ export class EventHub implements EventFeed {
   private flushing = false;
   /** Called with a workspace id whenever it produced events (idle tracking). */
   onActivity: (workspaceId: string) => void = () => undefined;
+  /** Everyone who wants every stored event (notifications, live dashboards). */
+  readonly stored = new Set<(workspaceId: string, e: AnyEvent) => void>();
   /** Other control-plane processes on the same database learn of new events through this (PostgreSQL NOTIFY). */
   onPublished: (workspaceId: string, conversationId: string, seq: number) => void = () => undefined;
 
@@ -61,6 +63,7 @@ export class EventHub implements EventFeed {
 
   private publish(workspaceId: string, e: AnyEvent): void {
     for (const l of this.listeners.get(key(workspaceId, e.conversationId)) ?? []) l(e);
+    for (const l of this.stored) l(workspaceId, e);
     this.onPublished(workspaceId, e.conversationId, e.seq);
   }
 

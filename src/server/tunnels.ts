@@ -53,6 +53,8 @@ export class TunnelHub {
   /** Team mode: other processes learn which one holds a workspace's tunnel. */
   onConnected: (workspaceId: string) => Promise<void> = async () => undefined;
   onDisconnected: (workspaceId: string) => Promise<void> = async () => undefined;
+  /** A conversation's summary changed (live dashboards). */
+  onConversation: (workspaceId: string, info: ConversationInfo) => void = () => undefined;
 
   constructor(
     private readonly store: StateStore,
@@ -122,7 +124,7 @@ export class TunnelHub {
         if (!p) return;
         s.pending.delete(m.id);
         clearTimeout(p.timer);
-        if (m.error) p.reject(new UserError(m.error.code === 'not_found' || m.error.code === 'forbidden' ? m.error.code : 'invalid_argument', m.error.message));
+        if (m.error) p.reject(new UserError(m.error.code === 'not_found' || m.error.code === 'forbidden' || m.error.code === 'wrong_state' ? m.error.code : 'invalid_argument', m.error.message));
         else p.resolve(m.result);
         return;
       }
@@ -148,6 +150,7 @@ export class TunnelHub {
     s.states.set(info.id, info.state);
     await this.store.insertConversation({ id: info.id, workspaceId: s.workspaceId, agent: info.agent, info: { ...info, workspaceId: s.workspaceId } });
     await this.store.updateConversationInfo(s.workspaceId, { ...info, workspaceId: s.workspaceId });
+    this.onConversation(s.workspaceId, { ...info, workspaceId: s.workspaceId });
   }
 
   private detach(s: TunnelSession): void {

@@ -7,8 +7,8 @@ import type { Db } from './db.js';
 import { newId } from './ids.js';
 import { now } from './state.js';
 
-/** api: full access as the user; read: GET only; tunnel: one workspace's tunnel; session: the web UI's cookie. */
-export type TokenScope = 'api' | 'read' | 'tunnel' | 'session';
+/** api: full access as the user; read: GET only; tunnel: one workspace's tunnel; session: the web UI's cookie; login: a one-time link that becomes a session. */
+export type TokenScope = 'api' | 'read' | 'tunnel' | 'session' | 'login';
 
 export interface UserRow {
   id: string;

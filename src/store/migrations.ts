@@ -150,4 +150,23 @@ export const MIGRATIONS: readonly string[] = [
   );
   ALTER TABLE workspaces ADD COLUMN ssh_host_key TEXT;
   `,
+  // 5: notifications (a webhook per user, Web Push subscriptions) and server-wide settings (the VAPID key pair).
+  `
+  CREATE TABLE notification_settings (
+    user_id     TEXT PRIMARY KEY REFERENCES users(id) ON DELETE CASCADE,
+    webhook_url TEXT,
+    updated_at  TEXT NOT NULL
+  );
+  CREATE TABLE push_subscriptions (
+    id           TEXT PRIMARY KEY,
+    user_id      TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+    endpoint     TEXT NOT NULL UNIQUE,
+    subscription TEXT NOT NULL,  -- sealed: its keys let anyone push to that browser
+    created_at   TEXT NOT NULL
+  );
+  CREATE TABLE server_settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL          -- sealed when secret
+  );
+  `,
 ];

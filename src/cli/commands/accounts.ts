@@ -1,5 +1,6 @@
 /** @module Accounts: login/logout to a control plane, users (admins), API tokens, the audit log, approvals. */
 import { rmSync } from 'node:fs';
+import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline/promises';
 import type { Command } from 'commander';
 import { UserError } from '../../protocol/errors.js';
@@ -28,6 +29,18 @@ export function accountCommands(program: Command, ctx: Context): void {
     .action(() => {
       rmSync(loginFile(ctx.home), { force: true });
       process.stdout.write('Logged out; using the local control plane.\n');
+    });
+
+  program
+    .command('web')
+    .description('Open the web UI (a one-time login link, valid 10 minutes)')
+    .option('--no-open', 'only print the link')
+    .action(async (o: { open: boolean }) => {
+      const link = await ctx.client().loginLink();
+      process.stdout.write(`${link.url}\n`);
+      process.stderr.write('This link logs you in once, within 10 minutes; keep it to yourself.\n');
+      const opener = process.platform === 'darwin' ? 'open' : process.env.DISPLAY || process.env.WAYLAND_DISPLAY ? 'xdg-open' : undefined;
+      if (o.open && opener) spawn(opener, [link.url], { stdio: 'ignore', detached: true }).on('error', () => undefined).unref();
     });
 
   program

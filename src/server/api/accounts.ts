@@ -31,6 +31,14 @@ export function accountRoutes(app: Api, cp: ControlPlane): void {
     },
   );
 
+  route(app, cp, { method: 'post', path: '/api/v1/auth/login-links', summary: 'A one-time link that logs this user into the web UI (valid 10 minutes)', tag: 'auth' }, async ({ c, caller }) => {
+    if (caller.scope !== 'api' && caller.scope !== 'session') throw new UserError('forbidden', 'A read-only token cannot make login links.');
+    const expiresAt = new Date(Date.now() + 10 * 60_000).toISOString();
+    const { secret } = await cp.auth.createToken({ userId: caller.principal.userId, name: 'login link', scope: 'login', expiresAt });
+    const origin = cp.endpoints.publicUrl ?? new URL(c.req.url).origin;
+    return c.json({ url: `${origin.replace(/\/$/, '')}/login?code=${encodeURIComponent(secret)}`, expiresAt }, 201);
+  });
+
   route(app, cp, { method: 'delete', path: '/api/v1/auth/session', summary: 'Log out of this web session', tag: 'auth' }, async ({ c, caller }) => {
     if (caller.via === 'cookie') await cp.auth.revokeToken(caller.principal.userId, caller.tokenId);
     c.header('Set-Cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);

@@ -92,15 +92,9 @@ export function conversationRoutes(app: Api, cp: ControlPlane): void {
     return c.json(errorBody(new UserError('invalid_argument', 'This route is a WebSocket: connect with an Upgrade request.')), 426);
   });
 
-  route(app, cp, { method: 'get', path: '/api/v1/approvals', summary: 'Approval requests still waiting for a decision, across your conversations', tag: 'approvals' }, async ({ c, s }) => {
-    const events = await cp.events.ofTypes(s.principal.userId, ['approval.requested', 'approval.decided']);
-    const decided = new Set(events.filter((e) => e.type === 'approval.decided').map((e) => (e.data as EventPayloads['approval.decided']).approvalId));
-    return c.json(
-      events
-        .filter((e) => e.type === 'approval.requested' && !decided.has((e.data as EventPayloads['approval.requested']).approvalId))
-        .map((e) => ({ ...(e.data as EventPayloads['approval.requested']), conversationId: e.conversationId, workspaceId: e.workspaceId, requestedAt: e.time })),
-    );
-  });
+  route(app, cp, { method: 'get', path: '/api/v1/approvals', summary: 'Approval requests still waiting for a decision, across your conversations', tag: 'approvals' }, async ({ c, s }) =>
+    c.json(await cp.pendingApprovals(s.principal.userId)),
+  );
 
   route(
     app, cp,

@@ -1,5 +1,6 @@
 /** @module The HTTP API under /api/v1: authentication for every route but a few public ones, errors as JSON. */
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { Hono } from 'hono';
 import { HTTPException } from 'hono/http-exception';
 import { UserError, type ErrorCode } from '../../protocol/errors.js';
 import { authenticate } from '../auth.js';
@@ -12,6 +13,9 @@ import { conversationRoutes } from './conversations.js';
 import { VERSION } from '../../version.js';
 import { internalRoutes } from './internal.js';
 import { sshRoutes } from './ssh.js';
+import { streamRoutes } from './stream.js';
+import { notificationRoutes } from './notifications.js';
+import { uiRoutes } from '../ui.js';
 import { FORWARD_PATH } from '../forward.js';
 
 export const API_PREFIX = '/api/v1';
@@ -90,10 +94,14 @@ export function buildApi(cp: ControlPlane): Api {
   workspaceRoutes(app, cp);
   conversationRoutes(app, cp);
   sshRoutes(app, cp);
+  streamRoutes(app, cp);
+  notificationRoutes(app, cp);
   internalRoutes(app, cp);
 
   app.openAPIRegistry.registerComponent('securitySchemes', 'bearer', { type: 'http', scheme: 'bearer' });
   app.openAPIRegistry.registerComponent('securitySchemes', 'session', { type: 'apiKey', in: 'cookie', name: 'cvm_session' });
   app.doc31(`${API_PREFIX}/openapi.json`, { openapi: '3.1.0', info: { title: 'claude-vm control plane', version: VERSION } });
+  // Last: every path the API does not own is the web UI's.
+  uiRoutes(app as unknown as Hono, cp);
   return app;
 }

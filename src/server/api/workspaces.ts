@@ -102,6 +102,26 @@ export function workspaceRoutes(app: Api, cp: ControlPlane): void {
 
   route(
     app, cp,
+    { method: 'get', path: '/api/v1/workspaces/{id}/changes', summary: 'What changed since the workspace began: files and a unified diff (git-tracked and untracked, or against a baseline for non-git projects)', tag: 'files', params: ID },
+    async ({ c, s }, { params }) => c.json(await cp.daemons.call(await s.workspaces.runningTarget(params.id), 'git.changes', {})),
+  );
+
+  route(
+    app, cp,
+    {
+      method: 'post', path: '/api/v1/workspaces/{id}/git/commit', summary: 'Commit every change in the project (and push, if asked)', tag: 'files', params: ID,
+      body: z.object({ message: z.string().min(1).max(10_000), push: z.boolean().optional() }),
+    },
+    async ({ c, s }, { params, body }) => {
+      const t = await s.workspaces.runningTarget(params.id);
+      const r = await cp.daemons.call(t, 'git.commit', body);
+      await cp.auth.audit({ userId: s.principal.userId, action: body.push ? 'git.commit-push' : 'git.commit', target: t.workspaceId, detail: { commit: (r as { commit?: string }).commit } });
+      return c.json(r);
+    },
+  );
+
+  route(
+    app, cp,
     { method: 'get', path: '/api/v1/workspaces/{id}/files', summary: 'List a directory or read a file (base64) under the workspace', tag: 'files', params: ID, query: z.object({ path: z.string().default('.') }) },
     async ({ c, s }, { params, query }) => {
       const t = await s.workspaces.runningTarget(params.id);
