@@ -11,6 +11,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectDb } from '../src/store/db.js';
 import { PUBLIC_ROUTES } from '../src/server/api/index.js';
+import { generateSshKey } from '../src/core/ssh-keys.js';
 import { freshDatabase, testPostgresUrl } from './support/postgres.js';
 import { request, startServerProcess, wsUpgrade, type Answer, type RequestOptions, type ServerProcess } from './support/server.js';
 
@@ -47,6 +48,9 @@ interface World {
   conv: { id: string; real: boolean };
   /** Every token secret the test has seen: none may show up in the audit log. */
   secrets: Set<string>;
+  /** A's SSH key (its id), and a public key the add-key route is probed with. */
+  sshKeyId: string;
+  sshPublicKey: string;
 }
 
 const METHODS = new Set(['get', 'post', 'put', 'patch', 'delete']);
@@ -81,6 +85,8 @@ function fill(path: string, w: World): string {
       : owner === 'workspaces' ? w.ws.id
       : owner === 'conversations' ? w.conv.id
       : owner === 'approvals' ? NO_APPROVAL_ID
+      : owner === 'ports' ? '8000'
+      : owner === 'ssh-keys' ? w.sshKeyId
       : undefined;
     if (value === undefined) throw new Error(`The auth matrix does not know what {${name}} in ${path} names: teach fill() about it.`);
     return encodeURIComponent(value);
@@ -108,6 +114,10 @@ function inputs(op: Operation, w: World): { query: string; body?: unknown } {
     case 'POST /api/v1/conversations': return { query: '', body: { workspace: w.ws.id, agent: 'claude' } };
     case 'POST /api/v1/conversations/{id}/messages': return { query: '', body: { text: 'probe' } };
     case 'POST /api/v1/approvals/{id}': return { query: '', body: { decision: 'deny' } };
+    case 'POST /api/v1/ssh-keys': return { query: '', body: { publicKey: w.sshPublicKey } };
+    case 'PUT /api/v1/notifications': return { query: '', body: { webhookUrl: null } };
+    case 'POST /api/v1/notifications/subscriptions': return { query: '', body: { endpoint: 'https://push.example/probe', keys: { p256dh: 'probe', auth: 'probe' } } };
+    case 'POST /api/v1/workspaces/{id}/git/commit': return { query: '', body: { message: 'probe' } };
     default: return { query: '' };
   }
 }
@@ -181,15 +191,17 @@ async function setup(s: ServerProcess): Promise<World> {
   // no agent. Should it fail, the conversation routes are probed with an id that names nothing (and say so).
   const c = await call('POST', '/api/v1/conversations', { token: A.token, body: { workspace: ws.id, agent: 'claude' } });
   const conv = c.status === 201 ? { id: (c.json as { id: string }).id, real: true } : { id: 'c_none_exists', real: false };
+  const key = await must(call('POST', '/api/v1/ssh-keys', { token: A.token, body: { publicKey: generateSshKey('alice@laptop').publicKey } }), 201, "A's SSH key");
   return {
     s, admin: s.adminToken, A, B, expired, revoked, deleted: { token: D.token, userId: D.id },
     ws: { id: ws.id, projectDir: ws.projectDir, projectId: ws.project.id }, conv, secrets,
+    sshKeyId: (key.json as { id: string }).id, sshPublicKey: generateSshKey('probe').publicKey,
   };
 }
 
 /** Strings that are A's: none may appear in an answer to B unless B's own request contained it. */
 function markersOfA(w: World): string[] {
-  return [w.A.id, w.A.name, w.A.token, w.A.tokenId, w.expired.id, w.expired.token, w.revoked.id, w.revoked.token, w.ws.id, w.ws.projectDir, w.ws.projectId, 'a-box', ...(w.conv.real ? [w.conv.id] : [])];
+  return [w.sshKeyId, w.A.id, w.A.name, w.A.token, w.A.tokenId, w.expired.id, w.expired.token, w.revoked.id, w.revoked.token, w.ws.id, w.ws.projectDir, w.ws.projectId, 'a-box', ...(w.conv.real ? [w.conv.id] : [])];
 }
 
 for (const backend of ['sqlite', 'postgres'] as const) {
@@ -226,7 +238,8 @@ async function matrix(t: TestContext, w: World): Promise<void> {
     assert.equal(doc.openapi, '3.1.0');
     assert.ok(ops.length >= 40, `only ${ops.length} operations in the document`);
     assert.deepEqual(ops.filter((o) => o.websocket).map(key).sort(), [
-      'GET /api/v1/conversations/{id}/tui', 'GET /api/v1/workspaces/{id}/exec', 'GET /api/v1/workspaces/{id}/terminal',
+      'GET /api/v1/conversations/{id}/tui', 'GET /api/v1/workspaces/{id}/exec', 'GET /api/v1/workspaces/{id}/ports/{port}',
+      'GET /api/v1/workspaces/{id}/ssh', 'GET /api/v1/workspaces/{id}/terminal',
     ]);
     // Public in the document means no credentials; the auth middleware lets PUBLIC_PATHS through. A new public route
     // must be added here on purpose (the matrix below then needs an expectation for it).
@@ -340,6 +353,10 @@ async function matrix(t: TestContext, w: World): Promise<void> {
         extra = (a) => ((a.json as { user?: { id?: string } } | undefined)?.user?.id === w.B.id ? undefined : `${k}: a session for someone else: ${a.text}`);
       } else if (k === 'DELETE /api/v1/auth/session') want = [200]; // nothing to log out for a bearer token
       else if (k === 'POST /api/v1/internal/daemon-call') want = [401]; // a user's token never opens it
+      // B's own things: a login link, B's live stream, B's notification settings and keys (none of A's appear).
+      else if (k === 'POST /api/v1/auth/login-links' || k === 'POST /api/v1/ssh-keys' || k === 'POST /api/v1/notifications/subscriptions') want = [201];
+      else if (k === 'GET /api/v1/stream' || k === 'GET /api/v1/notifications' || k === 'PUT /api/v1/notifications' || k === 'GET /api/v1/ssh-keys') want = [200];
+      else if (k === 'POST /api/v1/notifications/test') want = [200, 409]; // to B's own channels (409: B has none)
       else {
         failures.push(`${k}: this test has no expectation for another user's token: add one`);
         continue;

@@ -100,6 +100,13 @@ export async function request(base: string, method: string, path: string, o: Req
     headers['content-type'] ??= 'application/json';
   }
   const r = await fetch(base + path, { method, headers, body, signal: AbortSignal.timeout(o.timeoutMs ?? 30_000) });
+  // A stream that stays open (Server-Sent Events): its first chunk shows it works; then hang up.
+  if (r.ok && r.headers.get('content-type')?.includes('text/event-stream')) {
+    const reader = r.body!.getReader();
+    const first = await reader.read();
+    await reader.cancel();
+    return { status: r.status, text: Buffer.from(first.value ?? new Uint8Array()).toString(), json: undefined, headers: r.headers };
+  }
   const text = await r.text();
   let json: unknown;
   try {
