@@ -153,8 +153,10 @@ export interface SseMessage {
  * One Server-Sent Events connection read with fetch. Resolves when the server closes the stream; rejects on a
  * network error or an HTTP error (an ApiError). The caller reconnects (and chooses where to resume).
  */
-export async function sse(path: string, onMessage: (m: SseMessage) => void, opts: { signal: AbortSignal; onOpen?: () => void }): Promise<void> {
-  const res = await fetch(API + path, { credentials: 'same-origin', headers: { Accept: 'text/event-stream' }, signal: opts.signal, cache: 'no-store' });
+export async function sse(path: string, onMessage: (m: SseMessage) => void, opts: { signal: AbortSignal; onOpen?: () => void; accept?: boolean }): Promise<void> {
+  // `accept: false` for routes that always stream: the control plane treats a cookie request that asks for
+  // text/event-stream like a WebSocket (it must carry Origin), and browsers send no Origin on a same-origin GET.
+  const res = await fetch(API + path, { credentials: 'same-origin', headers: opts.accept === false ? {} : { Accept: 'text/event-stream' }, signal: opts.signal, cache: 'no-store' });
   if (!res.ok) throw await failure(res);
   opts.onOpen?.();
   let event = '';
@@ -186,7 +188,7 @@ export async function sse(path: string, onMessage: (m: SseMessage) => void, opts
 export function keepStreaming(
   path: () => string,
   onMessage: (m: SseMessage) => void,
-  opts: { onState?: (s: 'open' | 'retrying' | 'failed', error?: ApiError) => void } = {},
+  opts: { onState?: (s: 'open' | 'retrying' | 'failed', error?: ApiError) => void; accept?: boolean } = {},
 ): () => void {
   const ac = new AbortController();
   let delay = 500;
@@ -195,6 +197,7 @@ export function keepStreaming(
       try {
         await sse(path(), onMessage, {
           signal: ac.signal,
+          ...(opts.accept === false ? { accept: false } : {}),
           onOpen: () => {
             delay = 500;
             opts.onState?.('open');

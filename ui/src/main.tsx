@@ -206,4 +206,6 @@ function App() {
 
 // A login link lands on "/?…" or "/#…"; nothing to do but render.
 if (location.hash === '') history.replaceState(null, '', location.pathname + location.search + '#/');
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+root.textContent = '';
+render(<App />, root);

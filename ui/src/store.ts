@@ -159,6 +159,7 @@ export function startLiveUpdates(): () => void {
       else if (m.event === 'notification') for (const f of notificationListeners) f(data as AppNotification);
     },
     {
+      accept: false,
       onState: (s) => {
         setState({ stream: s });
         if (s === 'open') stopPolling();

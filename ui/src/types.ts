@@ -55,3 +55,9 @@ export interface NotificationSettings {
   vapidPublicKey: string;
   subscriptions: number;
 }
+
+export interface UpResult {
+  workspace: import('../../src/protocol/types.js').WorkspaceInfo;
+  action: 'created' | 'started' | 'already-running';
+  notices: string[];
+}

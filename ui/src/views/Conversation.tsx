@@ -241,7 +241,40 @@ export function ConversationView(props: { id: string; w: WorkspaceInfo }) {
         infoTimer = setTimeout(refreshInfo, 250);
       }
     };
+    const schedule = () => {
+      if (!frame) frame = requestAnimationFrame(flush);
+    };
     let stop = () => undefined as void;
+    let stopped = false;
+    /**
+     * Where the server will not stream to this browser (a proxy that buffers, or a cookie session refused for
+     * text/event-stream), the same events are read as JSON pages: the next page from lastSeq + 1, again and again.
+     */
+    const poll = async (alive: () => boolean) => {
+      setStreamState('open');
+      while (alive()) {
+        try {
+          const page = await get<AnyEvent[]>(`/conversations/${enc(id)}/events?from=${b.lastSeq + buffered.length + 1}&limit=1000`);
+          if (!alive()) return;
+          buffered.push(...page);
+          schedule();
+          setLoaded(true);
+          setStreamState('open');
+          if (page.length >= 1000) continue;
+        } catch (e) {
+          if (!alive()) return;
+          const status = (e as { status?: number }).status;
+          if (status === 401 || status === 404) {
+            setStreamState('failed');
+            setStreamError((e as Error).message);
+            setLoaded(true);
+            return;
+          }
+          setStreamState('retrying');
+        }
+        await new Promise((r) => setTimeout(r, document.hidden ? 10_000 : 1500));
+      }
+    };
     const open = () =>
       keepStreaming(
         () => `/conversations/${enc(id)}/events?from=${b.lastSeq + 1}`,
@@ -252,10 +285,16 @@ export function ConversationView(props: { id: string; w: WorkspaceInfo }) {
           } catch {
             return;
           }
-          if (!frame) frame = requestAnimationFrame(flush);
+          schedule();
         },
         {
           onState: (s, err) => {
+            if (s === 'failed' && err?.status === 403) {
+              let alive = true;
+              stop = () => void (alive = false);
+              void poll(() => alive && !stopped);
+              return;
+            }
             setStreamState(s);
             setStreamError(err ? err.message : null);
             if (s === 'open') setLoaded(true);
@@ -268,8 +307,8 @@ export function ConversationView(props: { id: string; w: WorkspaceInfo }) {
       stop = open();
     };
     stop = open();
-    // An empty conversation sends nothing: the list is "loaded" once the stream is open.
     return () => {
+      stopped = true;
       stop();
       cancelAnimationFrame(frame);
       clearTimeout(infoTimer);

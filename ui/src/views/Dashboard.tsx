@@ -4,7 +4,7 @@ import { del, enc, get, post, withProgress, type Progress } from '../api';
 import { Badge, Confirm, Dialog, Icon, Spinner, useNow } from '../components/ui';
 import { ago, duration, parseDuration, usd, workspaceName } from '../format';
 import { errorToast, liveUsage, setWorkspace, toast, useStore } from '../store';
-import { AGENT_NAMES, type ProviderInfo, type ProviderType, type WorkspaceInfo } from '../types';
+import { AGENT_NAMES, type ProviderInfo, type ProviderType, type UpResult, type WorkspaceInfo } from '../types';
 
 const BUSY = new Set(['creating', 'starting', 'stopping', 'deleting']);
 
@@ -14,8 +14,8 @@ async function stopWorkspace(w: WorkspaceInfo): Promise<void> {
 }
 
 async function startWorkspace(w: WorkspaceInfo, onProgress?: (p: Progress) => void): Promise<void> {
-  const r = await withProgress<WorkspaceInfo>(`/workspaces/${enc(w.id)}/start`, {}, onProgress ?? (() => undefined));
-  if (r && typeof r === 'object' && 'id' in r) setWorkspace(r);
+  const r = await withProgress<UpResult>(`/workspaces/${enc(w.id)}/start`, {}, onProgress ?? (() => undefined));
+  if (r?.workspace) setWorkspace(r.workspace);
 }
 
 async function deleteWorkspace(w: WorkspaceInfo, purge: boolean): Promise<void> {
@@ -274,9 +274,10 @@ function LaunchForm(props: { onDone: () => void }) {
       ...(autoStopSeconds !== undefined ? { autoStopSeconds } : {}),
     };
     try {
-      const w = await withProgress<WorkspaceInfo>('/workspaces', body, (p) => setSteps((s) => (s.length && s[s.length - 1]!.step === p.step ? [...s.slice(0, -1), p] : [...s, p])));
+      const r = await withProgress<UpResult>('/workspaces', body, (p) => setSteps((s) => (s.length && s[s.length - 1]!.step === p.step ? [...s.slice(0, -1), p] : [...s, p])));
+      const w = r.workspace;
       setWorkspace(w);
-      toast({ kind: 'ok', title: `${workspaceName(w)} is ${w.status}`, href: `#/w/${enc(w.id)}` });
+      toast({ kind: 'ok', title: `${workspaceName(w)}: ${r.action.replace('-', ' ')}`, ...(r.notices.length ? { body: r.notices.join(' ') } : {}), href: `#/w/${enc(w.id)}` });
       props.onDone();
       location.hash = `#/w/${enc(w.id)}?agent=${enc(agent)}&new=1`;
     } catch (err) {

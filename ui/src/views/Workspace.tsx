@@ -6,7 +6,7 @@ import { Badge, ErrorBox, Icon, Spinner, Tabs } from '../components/ui';
 import { ago, usd, workspaceName } from '../format';
 import type { Route } from '../router';
 import { errorToast, setWorkspace, upsertConversation, upsertConversations, useStore } from '../store';
-import { AGENT_NAMES, type ConversationInfo, type WorkspaceInfo } from '../types';
+import { AGENT_NAMES, type ConversationInfo, type UpResult, type WorkspaceInfo } from '../types';
 import { ConversationView } from './Conversation';
 import { ChangesView } from './Changes';
 import { FilesView } from './Files';
@@ -44,8 +44,8 @@ export function WorkspaceView(props: { route: WsRoute }) {
   const start = async () => {
     setStarting('Starting…');
     try {
-      const r = await withProgress<WorkspaceInfo>(`/workspaces/${enc(w.id)}/start`, {}, (p) => setStarting(p.step + (p.detail ? ` — ${p.detail}` : '')));
-      setWorkspace(r);
+      const r = await withProgress<UpResult>(`/workspaces/${enc(w.id)}/start`, {}, (p) => setStarting(p.step + (p.detail ? ` — ${p.detail}` : '')));
+      setWorkspace(r.workspace);
     } catch (e) {
       errorToast(e, 'Could not start the workspace');
     } finally {
