@@ -51,14 +51,9 @@ export interface TokenInfo {
   createdAt: string;
 }
 
-export interface AuditEntry {
-  id: string;
-  at: string;
-  userId: string | null;
-  action: string;
-  target: string | null;
-  detail: Record<string, unknown>;
-}
+/** The audit log's entries are the store's, as they are. */
+export type { AuditEntry } from '../store/auth.js';
+import type { AuditEntry } from '../store/auth.js';
 
 export interface SshKeyInfo {
   id: string;

@@ -89,18 +89,7 @@ export function httpClient(initial: Connection): ClaudeVmClient {
         });
       });
       const onInput = (d: Buffer | string) => ws.readyState === ws.OPEN && ws.send(Buffer.concat([Buffer.from([0]), Buffer.from(d)]));
-      ws.on('unexpected-response', (_req, res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d));
-        res.on('end', () => {
-          try {
-            reject(toUserError((JSON.parse(text) as { error: { code: string; message: string; hint?: string } }).error));
-          } catch {
-            reject(new UserError('provider_unavailable', `The server refused the stream (HTTP ${res.statusCode}).`));
-          }
-        });
-      });
-      ws.on('error', (e) => reject(new UserError('provider_unavailable', `Cannot reach the claude-vm server at ${conn.url} (${causeOf(e)}).`)));
+      refusalOf(ws, conn.url).catch(reject);
       ws.on('open', () => {
         if (withStdin && io.stdin) {
           io.stdin.on('data', onInput);
@@ -121,18 +110,7 @@ export function httpClient(initial: Connection): ClaudeVmClient {
   function byteStream(path: string): Promise<Duplex> {
     const ws = new WebSocket(`${base().replace(/^http/, 'ws')}${path}`, { ...FAST_CLIENT, headers: { authorization: `Bearer ${conn.token}` } });
     return new Promise((resolve, reject) => {
-      ws.once('unexpected-response', (_req, res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d));
-        res.on('end', () => {
-          try {
-            reject(toUserError((JSON.parse(text) as { error: { code: string; message: string; hint?: string } }).error));
-          } catch {
-            reject(new UserError('provider_unavailable', `The server refused the connection (HTTP ${res.statusCode}).`));
-          }
-        });
-      });
-      ws.once('error', (e) => reject(new UserError('provider_unavailable', `Cannot reach the claude-vm server at ${conn.url} (${causeOf(e)}).`)));
+      refusalOf(ws, conn.url).catch(reject);
       ws.once('open', () => resolve(createWebSocketStream(ws)));
     });
   }
@@ -254,6 +232,24 @@ export function httpClient(initial: Connection): ClaudeVmClient {
     },
     close: () => undefined,
   };
+}
+
+/** Rejects with the server's reason when a WebSocket upgrade is refused (or the server cannot be reached). */
+function refusalOf(ws: WebSocket, url: string): Promise<never> {
+  return new Promise((_resolve, reject) => {
+    ws.once('unexpected-response', (_req, res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d));
+      res.on('end', () => {
+        try {
+          reject(toUserError((JSON.parse(text) as { error: { code: string; message: string; hint?: string } }).error));
+        } catch {
+          reject(new UserError('provider_unavailable', `The server refused the connection (HTTP ${res.statusCode}).`));
+        }
+      });
+    });
+    ws.on('error', (e) => reject(new UserError('provider_unavailable', `Cannot reach the claude-vm server at ${url} (${causeOf(e)}).`)));
+  });
 }
 
 async function errorOf(res: Response): Promise<UserError> {
