@@ -130,12 +130,12 @@ function ApprovalBanner() {
   if (!approvals.length || route.name === 'approvals') return null;
   const first = approvals[0]!;
   return (
-    <div role="status">
+    <div role="status" class="banner-wrap">
     <a class="approval-banner" href="#/approvals">
       <Icon name="shield" />
       <span>
         <strong>
-          {approvals.length === 1 ? 'An agent is waiting for your approval' : `${approvals.length} approvals are waiting`}
+          {approvals.length === 1 ? 'Approval needed' : `${approvals.length} approvals waiting`}
         </strong>
         <span class="muted-inv"> — {first.tool}</span>
       </span>

@@ -48,8 +48,8 @@ export interface DiffLine {
 /** A diff-like view of an edit: the old text as removed lines, the new as added ones. */
 function editLines(oldText: string, newText: string): DiffLine[] {
   const out: DiffLine[] = [];
-  const a = oldText ? oldText.split('\n') : [];
-  const b = newText ? newText.split('\n') : [];
+  const a = oldText ? oldText.replace(/\n$/, '').split('\n') : [];
+  const b = newText ? newText.replace(/\n$/, '').split('\n') : [];
   // Trim the common head and tail so a small change in a big block reads as one.
   let head = 0;
   while (head < a.length && head < b.length && a[head] === b[head]) head++;
@@ -104,7 +104,7 @@ export function ToolInput(props: { name: string; input: unknown; max?: number })
     return (
       <div class="tool-input">
         <div class="tool-path">{path} (new content)</div>
-        <DiffBlock lines={i.content.split('\n').map((l) => ({ kind: 'add' as const, text: '+' + l }))} label={`Write of ${path}`} max={props.max} />
+        <DiffBlock lines={i.content.replace(/\n$/, '').split('\n').map((l) => ({ kind: 'add' as const, text: '+' + l }))} label={`Write of ${path}`} max={props.max} />
       </div>
     );
   }

@@ -194,6 +194,7 @@ export function ConversationView(props: { id: string; w: WorkspaceInfo }) {
   const pendingApprovals = useStore((s) => s.approvals);
   const [rows, setRows] = useState<Row[]>([]);
   const [queue, setQueue] = useState<QueuedMessage[]>([]);
+  const [lastSeq, setLastSeq] = useState(0);
   const [loaded, setLoaded] = useState(false);
   const [streamState, setStreamState] = useState<'open' | 'retrying' | 'failed' | 'connecting'>('connecting');
   const [streamError, setStreamError] = useState<string | null>(null);
@@ -232,6 +233,7 @@ export function ConversationView(props: { id: string; w: WorkspaceInfo }) {
       buffered = [];
       setRows(b.rows.slice());
       setQueue(Array.from(b.queue.values()));
+      setLastSeq(b.lastSeq);
       if (gap) {
         gap = false;
         restart();
@@ -416,7 +418,7 @@ export function ConversationView(props: { id: string; w: WorkspaceInfo }) {
   const canSend = props.w.status === 'running';
 
   return (
-    <div class="conversation">
+    <div class="conversation" data-rows={rows.length} data-last-seq={lastSeq}>
       <div class="conv-head">
         <a class="icon-btn back only-narrow" href={`#/w/${enc(props.w.id)}`} aria-label="Back to conversations">
           <Icon name="back" />
@@ -482,7 +484,7 @@ export function ConversationView(props: { id: string; w: WorkspaceInfo }) {
           rows={1}
           value={text}
           disabled={!canSend}
-          placeholder={canSend ? (working ? 'Queue a message for the agent…' : 'Message the agent…') : 'Resume the workspace to send messages'}
+          placeholder={canSend ? (working ? 'Queue a message…' : 'Message the agent…') : 'Resume the workspace to send messages'}
           onInput={(e) => {
             const el = e.target as HTMLTextAreaElement;
             setText(el.value);
@@ -497,7 +499,7 @@ export function ConversationView(props: { id: string; w: WorkspaceInfo }) {
           }}
         />
         {working && (
-          <button type="button" class="btn danger-ghost" onClick={interrupt}>
+          <button type="button" class="btn danger-ghost" onClick={interrupt} aria-label="Interrupt the agent">
             <Icon name="stop" /> <span class="label-wide">Interrupt</span>
           </button>
         )}

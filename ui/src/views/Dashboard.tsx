@@ -93,8 +93,8 @@ export function Dashboard() {
           <button type="button" class="btn danger" onClick={() => (setPurge(false), setConfirmDelete(chosen))}>
             <Icon name="trash" /> Delete
           </button>
-          <button type="button" class="btn ghost" onClick={() => setSelected(new Set())}>
-            Clear
+          <button type="button" class="icon-btn" aria-label="Clear the selection" onClick={() => setSelected(new Set())}>
+            <Icon name="close" />
           </button>
         </div>
       )}
