@@ -83,7 +83,9 @@ export function buildApi(cp: ControlPlane): Api {
         host: c.req.header('host'),
         csrf: c.req.header('x-csrf-token'),
       },
-      { method: c.req.method, expect: 'api', upgrade: c.req.header('upgrade')?.toLowerCase() === 'websocket' || c.req.header('accept')?.includes('text/event-stream') },
+      // SSE is a GET whose answer a foreign page cannot read (no CORS), so like any GET it is refused only when it
+      // carries a foreign Origin; browsers send none on same-origin GETs. WebSockets have no such protection.
+      { method: c.req.method, expect: 'api', upgrade: c.req.header('upgrade')?.toLowerCase() === 'websocket' },
     );
     c.set('caller', caller);
     await next();
