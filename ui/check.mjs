@@ -4,7 +4,9 @@
  * control plane, logs in with a token, visits each screen at phone and desktop sizes, takes screenshots, and runs
  * axe-core on each. Fails on serious or critical accessibility violations and on page errors.
  *
- *   node ui/check.mjs --url http://127.0.0.1:7480 --token cvm_… [--out /tmp/ui-shots] [--paths '#/,#/approvals']
+ *   node ui/check.mjs --url http://127.0.0.1:7480 --token cvm_… [--out /tmp/ui-shots] [--paths '#/,#/approvals,#/@text=Launch']
+ *
+ * A path may end with @selector: that is clicked before the screenshot (to open a dialog, say).
  */
 import { chromium } from 'playwright-core';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -56,10 +58,16 @@ try {
       await page.click('button[type=submit]');
       await page.waitForSelector('.topbar', { timeout: 10_000 });
     }
-    for (const p of values.paths.split(',')) {
+    for (const entry of values.paths.split(',')) {
+      const [p, click] = entry.split('@');
+      await page.goto('about:blank');
       await page.goto(values.url + '/' + p);
       await page.waitForTimeout(1500);
-      const name = `${label}-${p.replace(/[^a-z0-9]+/gi, '_').replace(/^_+|_+$/g, '') || 'dashboard'}`;
+      if (click) {
+        await page.click(click);
+        await page.waitForTimeout(700);
+      }
+      const name = `${label}-${entry.replace(/[^a-z0-9]+/gi, '_').replace(/^_+|_+$/g, '') || 'dashboard'}`;
       await page.screenshot({ path: join(values.out, `${name}.png`) });
       await audit(page, `${label} ${p}`);
     }

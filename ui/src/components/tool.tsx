@@ -65,7 +65,7 @@ function editLines(oldText: string, newText: string): DiffLine[] {
 export function DiffBlock(props: { lines: DiffLine[]; label?: string; max?: number }) {
   const lines = props.max && props.lines.length > props.max ? props.lines.slice(0, props.max) : props.lines;
   return (
-    <pre class="diff" aria-label={props.label}>
+    <pre class="diff" tabIndex={0} {...(props.label ? { role: 'region', 'aria-label': props.label } : {})}>
       {lines.map((l, i) => (
         <span key={i} class={`dl ${l.kind}`}>
           {l.text}
@@ -110,13 +110,13 @@ export function ToolInput(props: { name: string; input: unknown; max?: number })
   }
   if (cmd) {
     return (
-      <pre class="code cmd">
+      <pre class="code cmd" tabIndex={0}>
         <span aria-hidden="true">$ </span>
         {cmd}
       </pre>
     );
   }
-  return <pre class="code">{typeof props.input === 'string' ? props.input : JSON.stringify(props.input, null, 2)}</pre>;
+  return <pre class="code" tabIndex={0}>{typeof props.input === 'string' ? props.input : JSON.stringify(props.input, null, 2)}</pre>;
 }
 
 /** A unified diff's text as lines (the Changes tab). */

@@ -98,7 +98,11 @@ export function ChangesView(props: { w: WorkspaceInfo }) {
               {busy === 'push' ? 'Pushing…' : 'Commit & push'}
             </button>
           </div>
-          {output && <pre class="code out">{output}</pre>}
+          {output && (
+            <pre class="code out" tabIndex={0}>
+              {output}
+            </pre>
+          )}
         </form>
       )}
 

@@ -100,7 +100,7 @@ function RichText(props: { text: string }) {
   const parts = props.text.split(/^```[^\n]*\n?/m);
   const out: ComponentChildren[] = [];
   parts.forEach((p, i) => {
-    if (i % 2 === 1) out.push(<pre class="code" key={i}>{p.replace(/\n$/, '')}</pre>);
+    if (i % 2 === 1) out.push(<pre class="code" tabIndex={0} key={i}>{p.replace(/\n$/, '')}</pre>);
     else if (p.trim()) out.push(<p class="prose" key={i}>{inlineCode(p.replace(/^\n+|\n+$/g, ''))}</p>);
   });
   return <>{out}</>;
@@ -131,7 +131,7 @@ function ToolRow(props: { row: Extract<Row, { kind: 'tool' }>; open: boolean; on
       {isEdit && <ToolInput name={row.name} input={row.input} max={props.open ? undefined : 40} />}
       {row.result && (out || row.result.isError) && (
         <div class="tool-result">
-          <pre class={`code out${row.result.isError ? ' err' : ''}`}>{shown || (row.result.isError ? '(failed, no output)' : '')}</pre>
+          <pre class={`code out${row.result.isError ? ' err' : ''}`} tabIndex={0}>{shown || (row.result.isError ? '(failed, no output)' : '')}</pre>
           {long && (
             <button type="button" class="link-btn" aria-expanded={props.open} onClick={props.onToggle}>
               {props.open ? 'Show less' : `Show all (${lines.length} lines)`}
@@ -448,7 +448,16 @@ export function ConversationView(props: { id: string; w: WorkspaceInfo }) {
           label="Conversation events"
           onAtBottomChange={setAtBottom}
           scrollToEndRef={scrollToEnd}
-          footer={working ? <div class="typing" aria-label="The agent is working"><span /><span /><span /></div> : null}
+          footer={
+            working ? (
+              <div class="typing" role="status">
+                <span aria-hidden="true" />
+                <span aria-hidden="true" />
+                <span aria-hidden="true" />
+                <span class="sr-only">The agent is working</span>
+              </div>
+            ) : null
+          }
         />
       )}
       {!atBottom && loaded && (

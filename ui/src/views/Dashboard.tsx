@@ -291,7 +291,7 @@ function LaunchForm(props: { onDone: () => void }) {
     <form class="dialog-body form" onSubmit={submit}>
       <div class="field">
         <label for="l-target">Path or git URL</label>
-        <input id="l-target" value={target} onInput={(e) => setTarget((e.target as HTMLInputElement).value)} placeholder="https://github.com/you/repo.git or /home/you/project" spellcheck={false} autocapitalize="off" />
+        <input id="l-target" value={target} onInput={(e) => setTarget((e.target as HTMLInputElement).value)} placeholder="Git URL, or a path on the server" spellcheck={false} autocapitalize="off" />
         <p class="hint">Empty: a new empty workspace. A workspace id or name resumes it.</p>
       </div>
       <div class="grid2">
