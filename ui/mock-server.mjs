@@ -5,7 +5,10 @@
  * another is "working", gains an event every 1.5 s, and its stream is cut every 6 s and resumed with two events
  * sent again (the UI must show each once). Not part of the product.
  *
- *   node ui/mock-server.mjs [--port 7490] [--big 10000]
+ *   node ui/mock-server.mjs [--port 7490] [--big 10000] [--refuse-sse]
+ *
+ * --refuse-sse answers conversation event streams with 403, as a control plane does for a cookie session whose
+ * browser sent no Origin: the UI then reads JSON pages.
  */
 import { createServer } from 'node:http';
 import { readFileSync, existsSync, statSync } from 'node:fs';
@@ -13,7 +16,9 @@ import { dirname, extname, join, normalize } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
-const { values } = parseArgs({ options: { port: { type: 'string', default: '7490' }, big: { type: 'string', default: '10000' } } });
+const { values } = parseArgs({
+  options: { port: { type: 'string', default: '7490' }, big: { type: 'string', default: '10000' }, 'refuse-sse': { type: 'boolean', default: false } },
+});
 const UI = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'ui');
 const CSRF = 'mock-csrf';
 const now = Date.now();
@@ -277,6 +282,7 @@ const server = createServer(async (req, res) => {
     const c = convs.get(m[1]);
     if (!c) return err(res, 404, 'not_found', 'No conversation.');
     const from = Number(url.searchParams.get('from') ?? 1);
+    if ((req.headers.accept ?? '').includes('text/event-stream') && values['refuse-sse']) return err(res, 403, 'forbidden', 'Cross-origin request refused.');
     if (!(req.headers.accept ?? '').includes('text/event-stream')) return json(res, 200, c.events.slice(from - 1, from - 1 + Number(url.searchParams.get('limit') ?? 1000)));
     sseHead(res);
     const write = (e) => res.write(`id: ${e.seq}\nevent: event\ndata: ${JSON.stringify(e)}\n\n`);

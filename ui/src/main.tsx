@@ -151,6 +151,8 @@ function Shell(props: { me: Me }) {
   useEffect(
     () =>
       onNotification((n) => {
+        // The conversation on screen already shows it.
+        if (n.conversationId && location.hash.includes(`/c/${n.conversationId}`) && document.visibilityState === 'visible') return;
         const href = n.kind === 'approval.requested' ? '#/approvals' : n.workspaceId && n.conversationId ? `#/w/${n.workspaceId}/c/${n.conversationId}` : undefined;
         toast({ kind: n.kind === 'turn.failed' ? 'error' : n.kind === 'approval.requested' ? 'warn' : 'ok', title: n.title, body: n.body, ...(href ? { href } : {}) }, 8000);
       }),
