@@ -55,7 +55,7 @@ function Login() {
         <h1>
           <img src="/icon.svg" alt="" width="32" height="32" /> claude-vm
         </h1>
-        <p class="muted">Paste an API token to open a session in this browser. Get one with <code>claude-vm token create web</code>, or open a login link from <code>claude-vm ui</code>.</p>
+        <p class="muted">Paste an API token to open a session in this browser. Get one with <code>claude-vm token create web</code>, or run <code>claude-vm web</code> for a login link.</p>
         <label for="token">API token</label>
         <input
           id="token"
