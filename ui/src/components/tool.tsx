@@ -20,7 +20,7 @@ function oneLine(s: string, max = 160): string {
 
 export function filePath(input: unknown): string | undefined {
   const i = asInput(input);
-  return str(i.file_path) ?? str(i.filePath) ?? str(i.path) ?? str(i.notebook_path);
+  return str(i.file_path) ?? str(i.filePath) ?? str(i.absolute_path) ?? str(i.path) ?? str(i.notebook_path);
 }
 
 /** "npm test", "src/app.ts", "pattern in dir": what a person needs to recognise the call. */
@@ -35,6 +35,7 @@ export function toolSummary(name: string, input: unknown): string {
   if (typeof i.query === 'string') return oneLine(i.query);
   if (typeof i.description === 'string') return oneLine(i.description);
   if (Array.isArray(i.todos)) return `${i.todos.length} to-do item(s)`;
+  if (Array.isArray(i.changes)) return oneLine((i.changes as Input[]).map((c) => `${str(c.kind) ?? ''} ${str(c.path) ?? ''}`.trim()).join(', '));
   if (typeof input === 'string') return oneLine(input);
   const json = JSON.stringify(input);
   return json && json !== '{}' ? oneLine(json) : name;
@@ -82,11 +83,13 @@ export function ToolInput(props: { name: string; input: unknown; max?: number })
   const i = asInput(props.input);
   const cmd = str(i.command) ?? str(i.cmd);
   const path = filePath(props.input);
-  if (typeof i.old_string === 'string' || typeof i.new_string === 'string') {
+  const oldS = str(i.old_string) ?? str(i.oldString);
+  const newS = str(i.new_string) ?? str(i.newString);
+  if (oldS !== undefined || newS !== undefined) {
     return (
       <div class="tool-input">
         {path && <div class="tool-path">{path}</div>}
-        <DiffBlock lines={editLines(String(i.old_string ?? ''), String(i.new_string ?? ''))} label={`Edit of ${path ?? 'a file'}`} max={props.max} />
+        <DiffBlock lines={editLines(oldS ?? '', newS ?? '')} label={`Edit of ${path ?? 'a file'}`} max={props.max} />
       </div>
     );
   }

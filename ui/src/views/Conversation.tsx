@@ -6,7 +6,7 @@ import type { ComponentChildren } from 'preact';
 import { useCallback, useEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { del, enc, get, keepStreaming, post } from '../api';
 import { Badge, Icon, Spinner } from '../components/ui';
-import { ToolInput, toolSummary } from '../components/tool';
+import { filePath, ToolInput, toolSummary } from '../components/tool';
 import { VirtualList } from '../components/VirtualList';
 import { clock, tokens, usd } from '../format';
 import { errorToast, upsertConversation, useStore } from '../store';
@@ -120,7 +120,7 @@ function ToolRow(props: { row: Extract<Row, { kind: 'tool' }>; open: boolean; on
   const long = lines.length > LONG_LINES || out.length > LONG_CHARS;
   const shown = long && !props.open ? lines.slice(0, 6).join('\n').slice(0, 600) : out;
   const input = row.input as Record<string, unknown> | null;
-  const isEdit = input && typeof input === 'object' && ('old_string' in input || 'edits' in input || ('content' in input && ('file_path' in input || 'path' in input)));
+  const isEdit = !!input && typeof input === 'object' && ('old_string' in input || 'oldString' in input || 'edits' in input || (typeof input.content === 'string' && !!filePath(input)));
   return (
     <div class={`ev tool${row.result?.isError ? ' failed' : ''}`}>
       <div class="tool-head">
