@@ -19,7 +19,7 @@ function frame(channel: number, data: Uint8Array): Uint8Array {
 }
 
 const KEYS: { label: string; name: string; seq: string }[] = [
-  { label: 'Esc', name: 'Escape', seq: '\x1b' },
+  { label: 'Esc', name: 'Esc', seq: '\x1b' },
   { label: 'Tab', name: 'Tab', seq: '\t' },
   { label: '←', name: 'Left arrow', seq: '\x1b[D' },
   { label: '↑', name: 'Up arrow', seq: '\x1b[A' },
@@ -64,6 +64,8 @@ export default function TerminalView(props: { w: WorkspaceInfo }) {
       fontSize: matchMedia('(max-width: 600px)').matches ? 12 : 14,
       theme: theme(),
       scrollback: 5000,
+      // Programs pick their own colours (bright green on white…): xterm.js adjusts them to stay readable.
+      minimumContrastRatio: 4.5,
       allowProposedApi: false,
     });
     termRef.current = term;
@@ -170,7 +172,7 @@ export default function TerminalView(props: { w: WorkspaceInfo }) {
           type="button"
           class={ctrlOn ? 'key on' : 'key'}
           aria-pressed={ctrlOn}
-          aria-label="Control (applies to the next key)"
+          aria-label="Ctrl (applies to the next key)"
           onClick={() => {
             ctrl.current = !ctrl.current;
             setCtrlOn(ctrl.current);
