@@ -102,7 +102,6 @@ export class Conversation {
   enqueue(text: string): QueuedMessage {
     const m = { queueId: `q_${randomBytes(4).toString('hex')}`, text, queuedAt: new Date().toISOString() };
     this.meta.queue.push(m);
-    this.meta.lastMessage = text;
     this.save();
     this.log.append('message.queued', { queueId: m.queueId, text });
     this.pump();
@@ -163,6 +162,8 @@ export class Conversation {
     this.meta.inFlight = next;
     this.meta.state = 'working';
     this.save();
+    // The last message is what the conversation is about now: a queued one may yet be cancelled.
+    this.meta.lastMessage = next.text;
     this.log.append('message.sent', { queueId: next.queueId, text: next.text });
     try {
       (this.driver ??= this.startDriver()).send(next.text);
