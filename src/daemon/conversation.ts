@@ -161,9 +161,9 @@ export class Conversation {
     const next = this.meta.queue.shift()!;
     this.meta.inFlight = next;
     this.meta.state = 'working';
-    this.save();
     // The last message is what the conversation is about now: a queued one may yet be cancelled.
     this.meta.lastMessage = next.text;
+    this.save();
     this.log.append('message.sent', { queueId: next.queueId, text: next.text });
     try {
       (this.driver ??= this.startDriver()).send(next.text);
