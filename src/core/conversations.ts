@@ -112,6 +112,9 @@ export class ConversationService {
 
   /** A conversation of this user's, by id or unique prefix; another user's is "not found". */
   async locate(ref: string) {
+    // The common case (a full id, as the web UI and followers send) is one indexed lookup, not a list.
+    const direct = ref ? await this.store.getConversation(ref, this.principal.userId) : undefined;
+    if (direct) return { ...direct, agent: parseAgent(direct.agent) };
     const all = await this.store.listConversations({ ownerId: this.principal.userId });
     const exact = all.find((c) => c.id === ref);
     const matches = exact ? [exact] : all.filter((c) => ref && (c.id.startsWith(ref) || c.id.startsWith(`c_${ref}`)));

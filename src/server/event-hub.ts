@@ -31,7 +31,12 @@ export class EventHub implements EventFeed {
   ingest(workspaceId: string, events: AnyEvent[]): Promise<void> {
     return new Promise((resolve, reject) => {
       this.queue.push({ workspaceId, events, done: (e) => (e ? reject(e) : resolve()) });
-      if (!this.flushing) void this.flush();
+      // On the next turn of the event loop, so frames from many tunnels arriving together share one transaction
+      // (SQLite commits synchronously: started at once, every frame would get its own).
+      if (!this.flushing) {
+        this.flushing = true;
+        setImmediate(() => void this.flush());
+      }
     });
   }
 
@@ -43,7 +48,11 @@ export class EventHub implements EventFeed {
         const batch = this.queue;
         this.queue = [];
         const byWorkspace = new Map<string, AnyEvent[]>();
-        for (const b of batch) byWorkspace.set(b.workspaceId, [...(byWorkspace.get(b.workspaceId) ?? []), ...b.events]);
+        for (const b of batch) {
+          const list = byWorkspace.get(b.workspaceId);
+          if (list) list.push(...b.events);
+          else byWorkspace.set(b.workspaceId, [...b.events]);
+        }
         try {
           await this.store.appendMany([...byWorkspace].map(([workspaceId, events]) => ({ workspaceId, events })));
         } catch (e) {

@@ -260,6 +260,12 @@ export class StateStore {
     return this.sshHostKey(workspaceId, make);
   }
 
+  /** One conversation by its exact id, if it is in one of this owner's workspaces. */
+  async getConversation(id: string, ownerId: string): Promise<ConversationRow | undefined> {
+    const r = await this.db.get<DbConversation>('SELECT c.* FROM conversations c JOIN workspaces w ON w.id = c.workspace_id WHERE c.id = ? AND w.owner_id = ?', [id, ownerId]);
+    return r && { id: r.id, workspaceId: r.workspace_id, agent: r.agent, createdAt: r.created_at, info: r.info ? (JSON.parse(r.info) as ConversationInfo) : null };
+  }
+
   /** Rows from before the control plane belong to the first admin (the local user). */
   async adoptOrphans(userId: string): Promise<void> {
     await this.db.run('UPDATE workspaces SET owner_id = ? WHERE owner_id IS NULL', [userId]);

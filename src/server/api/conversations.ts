@@ -1,5 +1,6 @@
 /** @module Conversations: create, send (queued by the daemon), cancel, interrupt; events as JSON or SSE; approvals. */
-import { streamSSE } from 'hono/streaming';
+import type { ServerResponse } from 'node:http';
+import { RESPONSE_ALREADY_SENT } from '@hono/node-server/utils/response';
 import { UserError } from '../../protocol/errors.js';
 import type { AnyEvent, EventPayloads } from '../../protocol/events.js';
 import type { ControlPlane } from '../control-plane.js';
@@ -7,6 +8,15 @@ import { errorBody } from './index.js';
 import { route, z, type Api } from './route.js';
 
 const ID = z.object({ id: z.string() });
+const SLOW_VIEWER_BYTES = 4 * 1024 * 1024;
+
+/** One serialisation per event, however many viewers it goes to. */
+const frames = new WeakMap<AnyEvent, string>();
+function sseFrame(e: AnyEvent): string {
+  let f = frames.get(e);
+  if (!f) frames.set(e, (f = `id: ${e.seq}\nevent: event\ndata: ${JSON.stringify(e)}\n\n`));
+  return f;
+}
 
 export function conversationRoutes(app: Api, cp: ControlPlane): void {
   route(
@@ -65,25 +75,32 @@ export function conversationRoutes(app: Api, cp: ControlPlane): void {
         await cp.hub.read(conv.workspaceId, conv.id, { from, follow: false, onEvent: (e) => void (out.length < limit && out.push(e)) });
         return c.json(out);
       }
-      return streamSSE(c, async (sse) => {
-        const ac = new AbortController();
-        sse.onAbort(() => ac.abort());
-        const detach = cp.attach(conv.workspaceId);
-        // Comments keep proxies from closing a quiet stream, and tell the client the stream is alive.
-        const beat = setInterval(() => void sse.write(': keep-alive\n\n').catch(() => ac.abort()), 15_000);
-        let chain = Promise.resolve();
-        try {
-          await cp.hub.read(conv.workspaceId, conv.id, {
-            from, follow: true, signal: ac.signal,
-            onEvent: (e) => {
-              chain = chain.then(() => sse.writeSSE({ id: String(e.seq), event: 'event', data: JSON.stringify(e) })).catch(() => ac.abort());
-            },
-          });
-        } finally {
+      // Written straight to Node's response: thousands of viewers each get every event, and web streams with a
+      // promise per event cost several times the CPU and memory (bench/control-plane.ts measured it).
+      const res = (c.env as { outgoing: ServerResponse }).outgoing;
+      res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-cache', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
+      res.flushHeaders();
+      const ac = new AbortController();
+      res.once('close', () => ac.abort());
+      const detach = cp.attach(conv.workspaceId);
+      // Comments keep proxies from closing a quiet stream, and tell the client the stream is alive.
+      const beat = setInterval(() => res.write(': keep-alive\n\n'), 15_000);
+      void cp.hub
+        .read(conv.workspaceId, conv.id, {
+          from, follow: true, signal: ac.signal,
+          onEvent: (e) => {
+            // A viewer that cannot keep up is dropped rather than buffered without end: it reconnects with
+            // Last-Event-ID and catches up from the store.
+            if (res.writableLength > SLOW_VIEWER_BYTES) return void res.destroy();
+            res.write(sseFrame(e));
+          },
+        })
+        .finally(() => {
           clearInterval(beat);
           detach();
-        }
-      });
+          res.end();
+        });
+      return RESPONSE_ALREADY_SENT;
     },
   );
 
