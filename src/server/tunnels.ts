@@ -12,8 +12,6 @@ import type { StateStore } from '../store/state.js';
 import type { EventHub } from './event-hub.js';
 import { Mux, type MuxStream, type StreamTarget } from '../protocol/mux.js';
 
-const HIGH_WATER = 16;
-
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -30,9 +28,6 @@ class TunnelSession {
   readonly states = new Map<string, ConversationInfo['state']>();
   nextId = 1;
   welcomed = false;
-  /** Event batches received and not yet stored; past HIGH_WATER the socket stops being read. */
-  pendingBatches = 0;
-  paused = false;
   readonly mux: Mux;
   /** Streams asked for and not yet opened or refused by the daemon. */
   readonly opening = new Map<number, { resolve: () => void; reject: (e: Error) => void }>();
@@ -103,20 +98,7 @@ export class TunnelHub {
       case 'events': {
         if (!s.welcomed) return;
         const events = m.events.filter((e) => typeof e.conversationId === 'string' && Number.isInteger(e.seq) && e.seq > 0);
-        // Backpressure: a daemon sending faster than the store takes its events is not read until it catches up,
-        // so memory stays bounded; TCP holds the rest, and the daemon's log is the source of truth anyway.
-        if (++s.pendingBatches >= HIGH_WATER && !s.paused) {
-          s.paused = true;
-          s.ws.pause();
-        }
-        s.chain = s.chain
-          .then(() => this.store_(s, events))
-          .finally(() => {
-            if (--s.pendingBatches <= HIGH_WATER / 4 && s.paused) {
-              s.paused = false;
-              s.ws.resume();
-            }
-          });
+        s.chain = s.chain.then(() => this.store_(s, events));
         return s.chain;
       }
       case 'conversation':
