@@ -74,6 +74,11 @@ export async function tcpProxy(targetPort: number): Promise<{ port: number; cut(
       for (const s of live) s.destroy();
       return n;
     },
-    close: () => new Promise((r) => (server.close(() => r()), [...live].forEach((s) => s.destroy()))),
+    // Stops listening and ends every link, including one opened while closing: never waits on a live tunnel.
+    close: () => new Promise((r) => {
+      server.close(() => r());
+      server.on('connection', (s) => s.destroy());
+      for (const s of live) s.destroy();
+    }),
   };
 }
