@@ -22,16 +22,18 @@ before(async () => {
 });
 after(() => model.close());
 
-const until = async (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 120_000) => {
+/** Waits for `check`; on timeout the error carries `explain()` (what each party was doing), so a flake can be read. */
+const until = async (what: string, check: () => boolean | Promise<boolean>, explain: () => string, timeoutMs = 120_000) => {
   const end = Date.now() + timeoutMs;
   while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${explain()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 };
+const tail = (text: string, lines = 40) => text.split('\n').slice(-lines).join('\n');
 
 for (const backend of ['sqlite', 'postgres'] as const) {
-  test(`two users stay apart, and a follower sees every event once through a tunnel cut and a kill -9 of the server (${backend})`, async (t) => {
+  test(`two users stay apart, and a follower sees every event once through a tunnel cut and a kill -9 of the server (${backend})`, { timeout: 10 * 60_000 }, async (t) => {
     const pgServer = backend === 'postgres' ? await testPostgresUrl() : undefined;
     if (backend === 'postgres' && !pgServer) return t.skip('CLAUDE_VM_SKIP_PG=1');
     const dbArgs = pgServer ? ['--db', await freshDatabase(pgServer)] : [];
@@ -43,6 +45,19 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     const alice = new Cli();
     const bob = new Cli();
     let follower: ReturnType<typeof spawn> | undefined;
+    let followerErr = '';
+    let container = '';
+    const seen: AnyEvent[] = [];
+    const explain = () => {
+      const daemonLog = container ? spawnSync('docker', ['exec', container, 'tail', '-n', '40', '/workspace/.claude-vm/daemon.log'], { encoding: 'utf8' }).stdout : '';
+      return [
+        `follower: ${follower?.exitCode ?? 'running'}; stderr: ${followerErr.trim()}`,
+        `seen: ${seen.map((e) => `${e.seq}:${e.type}`).join(' ')}`,
+        `model requests: ${model.turnRequests.length}`,
+        `server log:\n${tail(server.log())}`,
+        `daemon log:\n${daemonLog}`,
+      ].join('\n');
+    };
     try {
       const aliceToken = (await admin.ok(['user', 'add', 'alice'])).stdout.trim();
       const bobToken = (await admin.ok(['user', 'add', 'bob'])).stdout.trim();
@@ -54,6 +69,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       await alice.ok(['provider', 'add', 'hostnet', '--type', 'docker', '--option', 'network=host', '--option', `control-plane-url=http://127.0.0.1:${proxy.port}`]);
       await alice.ok(['agent', 'set', 'claude', '--base-url', model.url, '--secret', 'ANTHROPIC_API_KEY=sk-ant-cp-test']);
       const ws = JSON.parse((await alice.ok(['workspace', 'up', makeGitRepo('app'), '--provider', 'hostnet', '--image', IMAGE, '--json'])).stdout) as WorkspaceInfo;
+      container = `claude-vm-${ws.id}`;
 
       let releaseBash!: () => void;
       model.enqueue(
@@ -64,8 +80,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       const requestsBefore = model.turnRequests.length;
       const conv = (await alice.ok(['new-chat', ws.id, '-m', 'write a.txt, then run a command'])).stdout.trim();
 
-      const seen: AnyEvent[] = [];
       follower = spawn(process.execPath, [BIN, 'logs', conv, '--follow', '--json'], { env: { ...process.env, CLAUDE_VM_HOME: alice.home }, stdio: ['ignore', 'pipe', 'pipe'] });
+      follower.stderr!.on('data', (d: Buffer) => (followerErr += d));
       let partial = '';
       follower.stdout!.on('data', (d: Buffer) => {
         const lines = (partial + d.toString()).split('\n');
@@ -73,8 +89,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         for (const l of lines.filter(Boolean)) seen.push(JSON.parse(l) as AnyEvent);
       });
       // Mid-turn: the Write is done and the model is holding its answer to the second request.
-      await until('the held second model request', () => model.turnRequests.length >= requestsBefore + 2);
-      await until('the follower to see the Write', () => seen.some((e) => e.type === 'tool.result'));
+      await until('the held second model request', () => model.turnRequests.length >= requestsBefore + 2, explain);
+      await until('the follower to see the Write', () => seen.some((e) => e.type === 'tool.result'), explain);
 
       // Bob sees none of it and can touch none of it.
       assert.deepEqual(await bob.json<unknown[]>(['workspace', 'list']), []);
@@ -91,11 +107,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       server = await startServerProcess(home, { port, args: dbArgs });
       releaseBash();
 
-      await until('the turn to complete', () => seen.some((e) => e.type === 'turn.completed'));
+      await until('the turn to complete', () => seen.some((e) => e.type === 'turn.completed'), explain);
       // The daemon's own log is the truth: the follower got exactly that, in order, once each.
-      const raw = spawnSync('docker', ['exec', `claude-vm-${ws.id}`, 'cat', `/workspace/.claude-vm/conversations/${conv}/events.jsonl`], { encoding: 'utf8' }).stdout;
+      const raw = spawnSync('docker', ['exec', container, 'cat', `/workspace/.claude-vm/conversations/${conv}/events.jsonl`], { encoding: 'utf8' }).stdout;
       const truth = raw.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
-      await until('the follower to catch up with the daemon log', () => seen.length >= truth.length, 30_000);
+      await until('the follower to catch up with the daemon log', () => seen.length >= truth.length, explain, 30_000);
       assert.deepEqual(seen.map((e) => e.seq), truth.map((e) => e.seq), 'no gap, no duplicate');
       assert.deepEqual(seen.map((e) => e.type), truth.map((e) => e.type));
       const bash = seen.find((e) => e.type === 'tool.result' && JSON.stringify(e.data).includes('survived-42'));

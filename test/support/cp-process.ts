@@ -36,20 +36,25 @@ export async function startServerProcess(home: string, opts: { port: number; arg
     if (child.exitCode !== null) throw new Error(`claude-vm server exited ${child.exitCode}:\n${out}`);
     const file = join(home, 'server.json');
     if (existsSync(file) && (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid === child.pid) {
-      const ok = await fetch(`${url}/api/v1/health`).then((r) => r.ok, () => false);
+      // A server that accepts the connection but never answers must not stall the test: every probe has a deadline.
+      const ok = await fetch(`${url}/api/v1/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
       if (ok) break;
     }
-    if (i > 300) throw new Error(`claude-vm server did not come up:\n${out}`);
+    if (i > 300) {
+      child.kill('SIGKILL'); // a half-started server must not outlive the test (nor keep its runner alive)
+      throw new Error(`claude-vm server did not come up:\n${out}`);
+    }
     await new Promise((r) => setTimeout(r, 100));
   }
   return { url, port: opts.port, child, adminToken: readFileSync(join(home, 'token'), 'utf8').trim(), log: () => out };
 }
 
 export async function killHard(p: ServerProcess): Promise<void> {
-  if (p.child.exitCode !== null) return;
+  if (p.child.exitCode !== null || p.child.signalCode !== null) return;
   const exited = new Promise((r) => p.child.once('exit', r));
   p.child.kill('SIGKILL');
-  await exited;
+  // SIGKILL cannot be ignored; the deadline only guards against an 'exit' that was already emitted.
+  await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
 }
 
 /** A TCP proxy to `targetPort`; `cut()` destroys every connection through it (as a network drop would). */
