@@ -2,12 +2,12 @@
  * @module The only surface the CLI (and the web UI) talks to: the control plane's API. `http.ts` implements it
  * over HTTP, WebSockets and SSE, for a local server and a remote one alike.
  */
-import type { ProviderInfo, ProgressFn, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
+import type { ProviderInfo, ProgressFn, SnapshotInfo, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
 import type { ExecHandle, ExecOptions, LogOptions, ProviderOptionSpec, SizeSpec } from '../providers/provider.js';
 import type { AnyEvent, ConversationInfo, QueuedMessage } from '../protocol/events.js';
 import type { AgentSettings, SetAgentRequest } from '../core/agents.js';
 import type { NewChatRequest } from '../core/conversations.js';
-import type { Duplex } from 'node:stream';
+import type { Duplex, Readable, Writable } from 'node:stream';
 
 export interface ProviderTypeInfo {
   type: string;
@@ -99,8 +99,9 @@ export interface ClaudeVmClient {
     up(req: UpRequest, progress?: ProgressFn): Promise<UpResponse>;
     list(filter?: { status?: WorkspaceStatus }): Promise<WorkspaceInfo[]>;
     get(ref: string): Promise<WorkspaceInfo>;
-    down(ref: string, opts?: { force?: boolean }): Promise<WorkspaceInfo>;
-    delete(ref: string, opts?: { purge?: boolean }): Promise<{ id: string; purged: boolean }>;
+    /** Snapshots first (unless forced), then stops. */
+    down(ref: string, opts?: { force?: boolean }, progress?: ProgressFn): Promise<WorkspaceInfo>;
+    delete(ref: string, opts?: { purge?: boolean }, progress?: ProgressFn): Promise<{ id: string; purged: boolean }>;
     exec(ref: string, req: StreamIo & { argv: string[] }): Promise<ExecHandle>;
     shell(ref: string, req: StreamIo): Promise<ExecHandle>;
     logs(ref: string, opts: LogOptions): Promise<void>;
@@ -120,6 +121,14 @@ export interface ClaudeVmClient {
     /** With follow, reconnects by itself (a restarted server, a dropped network) and resumes without gaps. */
     events(ref: string, opts: { from?: number; follow?: boolean; onEvent: (e: AnyEvent) => void; signal?: AbortSignal }): Promise<void>;
     tui(ref: string, io: StreamIo): Promise<ExecHandle>;
+  };
+  snapshots: {
+    take(ref: string, opts?: { includeCaches?: boolean }, progress?: ProgressFn): Promise<SnapshotInfo>;
+    list(ref: string): Promise<SnapshotInfo[]>;
+    /** The latest snapshot as a tar (a running workspace is snapshotted first). */
+    export(ref: string, out: Writable): Promise<void>;
+    /** A new workspace from an exported tar. */
+    import(input: Readable, req: { provider?: string; name?: string; size?: string }, progress?: ProgressFn): Promise<UpResponse>;
   };
   approvals: {
     list(): Promise<ApprovalInfo[]>;

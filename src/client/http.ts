@@ -4,7 +4,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { WebSocket, createWebSocketStream } from 'ws';
-import type { Duplex } from 'node:stream';
+import { Readable, type Duplex } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { FAST_CLIENT } from '../protocol/mux.js';
 import { UserError, type ErrorCode } from '../protocol/errors.js';
 import type { AnyEvent } from '../protocol/events.js';
@@ -27,15 +28,17 @@ export function httpClient(initial: Connection): ClaudeVmClient {
   let conn = initial;
   const base = () => conn.url.replace(/\/$/, '');
 
-  async function request(method: string, path: string, body?: unknown, opts: { accept?: string; signal?: AbortSignal } = {}): Promise<Response> {
+  async function request(method: string, path: string, body?: unknown, opts: { accept?: string; signal?: AbortSignal; upload?: Readable } = {}): Promise<Response> {
     let res: Response;
     try {
+      const type = opts.upload ? 'application/octet-stream' : body !== undefined ? 'application/json' : undefined;
       res = await fetch(base() + path, {
         method,
-        headers: { authorization: `Bearer ${conn.token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(opts.accept ? { accept: opts.accept } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
+        headers: { authorization: `Bearer ${conn.token}`, ...(type ? { 'content-type': type } : {}), ...(opts.accept ? { accept: opts.accept } : {}) },
+        body: opts.upload ? (Readable.toWeb(opts.upload) as ReadableStream) : body !== undefined ? JSON.stringify(body) : undefined,
         signal: opts.signal,
-      });
+        ...(opts.upload ? { duplex: 'half' } : {}),
+      } as RequestInit);
     } catch (e) {
       if ((e as Error).name === 'AbortError') throw e;
       throw new UserError('provider_unavailable', `Cannot reach the claude-vm server at ${conn.url} (${causeOf(e)}).`, 'Start it with `claude-vm server`, or check `claude-vm login`.', { cause: e });
@@ -49,8 +52,8 @@ export function httpClient(initial: Connection): ClaudeVmClient {
   }
 
   /** A long operation: progress lines, then the result (or the error) as the last line. */
-  async function withProgress<T>(path: string, body: unknown, progress?: (e: ProgressEvent) => void): Promise<T> {
-    const res = await request('POST', path, body, { accept: 'application/x-ndjson' });
+  async function withProgress<T>(path: string, body: unknown, progress?: (e: ProgressEvent) => void, opts: { method?: string; upload?: Readable } = {}): Promise<T> {
+    const res = await request(opts.method ?? 'POST', path, body, { accept: 'application/x-ndjson', upload: opts.upload });
     let result: T | undefined;
     for await (const line of lines(res)) {
       const m = JSON.parse(line) as { progress?: ProgressEvent; result?: T; error?: { code: string; message: string; hint?: string } };
@@ -135,8 +138,8 @@ export function httpClient(initial: Connection): ClaudeVmClient {
       },
       list: (filter) => json('GET', `/api/v1/workspaces${filter?.status ? `?status=${filter.status}` : ''}`),
       get: (ref) => json('GET', `/api/v1/workspaces/${enc(ref)}`),
-      down: (ref, opts) => json('POST', `/api/v1/workspaces/${enc(ref)}/stop`, { force: !!opts?.force }),
-      delete: (ref, opts) => json('DELETE', `/api/v1/workspaces/${enc(ref)}?purge=${!!opts?.purge}`),
+      down: (ref, opts, progress) => withProgress(`/api/v1/workspaces/${enc(ref)}/stop`, { force: !!opts?.force }, progress),
+      delete: (ref, opts, progress) => withProgress(`/api/v1/workspaces/${enc(ref)}?purge=${!!opts?.purge}`, undefined, progress, { method: 'DELETE' }),
       exec: (ref, req) => {
         const q = new URLSearchParams();
         for (const a of req.argv) q.append('argv', a);
@@ -206,6 +209,18 @@ export function httpClient(initial: Connection): ClaudeVmClient {
         }
       },
       tui: (ref, io) => openStream(`/api/v1/conversations/${enc(ref)}/tui`, new URLSearchParams(), io, true),
+    },
+    snapshots: {
+      take: (ref, opts, progress) => withProgress(`/api/v1/workspaces/${enc(ref)}/snapshots`, { includeCaches: !!opts?.includeCaches }, progress),
+      list: (ref) => json('GET', `/api/v1/workspaces/${enc(ref)}/snapshots`),
+      export: async (ref, out) => {
+        const res = await request('GET', `/api/v1/workspaces/${enc(ref)}/export`);
+        await pipeline(Readable.fromWeb(res.body! as import('node:stream/web').ReadableStream<Uint8Array>), out);
+      },
+      import: (input, req, progress) => {
+        const q = new URLSearchParams(Object.entries(req).filter((e): e is [string, string] => typeof e[1] === 'string'));
+        return withProgress(`/api/v1/workspaces/import?${q}`, undefined, progress, { upload: input });
+      },
     },
     approvals: {
       list: () => json('GET', '/api/v1/approvals'),

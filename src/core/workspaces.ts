@@ -1,7 +1,7 @@
 /** @module Workspace lifecycle: up (create or resume), list, down, delete, exec, shell, logs. */
 import { posix } from 'node:path';
 import { UserError, errorMessage } from '../protocol/errors.js';
-import type { ProgressFn, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
+import type { ProgressFn, SnapshotReason, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
 import type { ExecHandle, ExecOptions, LogOptions, Provider, ResourceRefs } from '../providers/provider.js';
 import { newId, newWorkspaceId } from '../store/ids.js';
 import type { StateStore, WorkspaceRow } from '../store/state.js';
@@ -21,6 +21,12 @@ export interface WorkspaceHooks {
   /** Mounted into containers on a local engine so their daemons can dial the control plane. */
   controlPlaneSocketDir?: string;
   defaultAutoStopSeconds?: number | null;
+  /** Saves the workspace (snapshot) before it stops or goes. A failure is reported, and never blocks the stop. */
+  snapshot?(w: WorkspaceRow, t: WorkspaceTarget, reason: SnapshotReason, progress: ProgressFn): Promise<void>;
+  /** Fills an empty volume from the workspace's latest snapshot, unless the volume has data or there is no snapshot. */
+  restore?(t: WorkspaceTarget, progress: ProgressFn): Promise<'restored' | 'has-data' | 'no-snapshot'>;
+  /** `delete --purge`: the snapshots go too. */
+  purgeSnapshots?(workspaceId: string): Promise<void>;
   /** Audit trail of lifecycle actions. */
   audit?(action: string, target: string, detail?: Record<string, unknown>): Promise<void>;
 }
@@ -83,6 +89,19 @@ export class WorkspaceService {
       }
       throw e;
     }
+    const branch = req.branch ?? (source.sourceKind === 'path' ? currentBranch(source.source) : null);
+    return this.build(source, req, branch, (t) => populate(t.provider, t.refs, source, t.projectDir, req.branch ?? null, progress), progress);
+  }
+
+  /**
+   * A new workspace whose files come from `fill` instead of its source (`workspace import`). Rolled back whole on
+   * failure, like any new workspace.
+   */
+  createFrom(project: Source, req: UpRequest, branch: string | null, fill: (t: WorkspaceTarget) => Promise<void>, progress: ProgressFn = () => undefined): Promise<UpResult> {
+    return this.build(project, req, branch, fill, progress);
+  }
+
+  private async build(source: Source, req: UpRequest, branch: string | null, fill: (t: WorkspaceTarget) => Promise<void>, progress: ProgressFn): Promise<UpResult> {
     if (req.name !== undefined) {
       if (!NAME.test(req.name)) throw new UserError('invalid_argument', `Invalid workspace name "${req.name}".`, 'Use lower-case letters, digits and dashes (at most 40).');
       if (await this.store.nameTaken(req.name)) {
@@ -109,7 +128,6 @@ export class WorkspaceService {
     let id = newWorkspaceId();
     while (await this.store.getWorkspace(id)) id = newWorkspaceId();
     const project = await this.store.findOrCreateProject(source, () => newId('prj'));
-    const branch = req.branch ?? (source.sourceKind === 'path' ? currentBranch(source.source) : null);
     const spec = { id, image, labels: this.labels(id, project.name), env: workspaceEnv(id), size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir };
     const autoStop = req.autoStopSeconds ?? this.hooks.defaultAutoStopSeconds ?? null;
 
@@ -132,7 +150,7 @@ export class WorkspaceService {
       const projectDir = posix.join(provider.workspaceRoot(refs), project.name);
       await this.store.updateWorkspace(id, { resources: refs, projectDir });
       await provider.start(refs, progress);
-      await populate(provider, refs, source, projectDir, req.branch ?? null, progress);
+      await fill({ provider, refs, workspaceId: id, projectDir, ownerId: this.principal.userId });
       await this.store.updateWorkspace(id, { status: 'running', statusReason: null, startedAt: new Date().toISOString(), lastActivityAt: new Date().toISOString() });
       notices.push(...(await this.connect({ provider, refs, workspaceId: id, projectDir, ownerId: this.principal.userId }, progress)));
     } catch (e) {
@@ -151,9 +169,7 @@ export class WorkspaceService {
     if (req.image || req.branch || req.name) {
       throw new UserError('invalid_argument', `Workspace ${w.id} already exists; --image, --branch and --name only apply to new workspaces.`);
     }
-    if (req.provider && req.provider !== w.provider) {
-      throw new UserError('invalid_argument', `Workspace ${w.id} lives on provider "${w.provider}".`, 'Moving a workspace to another provider needs a snapshot (not yet supported).');
-    }
+    if (req.provider && req.provider !== w.provider) return this.move(w, req.provider, progress);
     const row = await this.providers.require(w.provider);
     const provider = this.providers.instantiate(row);
     const notices = provider.isolates ? [] : [`The ${row.name} provider does not isolate: commands run as you, on this machine.`];
@@ -178,13 +194,60 @@ export class WorkspaceService {
         await this.store.updateWorkspace(w.id, { resources: refs });
       }
       await provider.start(refs, progress);
+      const t = { provider, refs, workspaceId: w.id, projectDir: w.projectDir, ownerId: w.ownerId ?? this.principal.userId };
+      // A recreated workspace whose volume is gone too (deleted, pruned, another host): its snapshot brings it back.
+      if (current.state === 'missing' && (await this.hooks.restore?.(t, progress)) === 'restored') notices.push(`Restored ${w.id} from its latest snapshot.`);
       await this.store.updateWorkspace(w.id, { status: 'running', statusReason: null, startedAt: new Date().toISOString(), lastActivityAt: new Date().toISOString() });
-      notices.push(...(await this.connect({ provider, refs, workspaceId: w.id, projectDir: w.projectDir, ownerId: w.ownerId ?? this.principal.userId }, progress)));
+      notices.push(...(await this.connect(t, progress)));
     } catch (e) {
+      // A container recreated around a failed restore must not run on as if it were the workspace: the next `up`
+      // recreates it again (and the restore marker makes it restore again).
+      if (current.state === 'missing') {
+        const refs = (await this.store.getWorkspace(w.id))?.resources ?? w.resources;
+        await provider.delete(refs, { purge: false }).catch(() => undefined);
+      }
       await this.store.updateWorkspace(w.id, { status: 'error', statusReason: `Start failed: ${errorMessage(e)}` });
       throw e;
     }
     await this.hooks.audit?.('workspace.start', w.id);
+    return { workspace: await this.info(w.id), action: 'started', notices };
+  }
+
+  /**
+   * Moves a workspace to another provider through its snapshot: stop (which snapshots), create on the new provider,
+   * restore, and only then let go of the old resources. Until the restore has succeeded the old ones are untouched.
+   */
+  private async move(w: WorkspaceRow, to: string, progress: ProgressFn): Promise<UpResult> {
+    if (!this.hooks.restore) throw new UserError('wrong_state', `Workspace ${w.id} lives on provider "${w.provider}", and moving it needs snapshots, which this server has switched off.`);
+    const row = await this.providers.require(to);
+    const provider = this.providers.instantiate(row);
+    const old = await this.providerFor(w);
+    if (w.status === 'running') await this.down(w.id, {}, progress);
+    await this.hooks.beforeLaunch?.(this.principal.userId, 'start');
+    progress({ step: 'Moving', detail: `${w.provider} → ${to}` });
+    await provider.check({ image: w.image }, progress);
+    // The old compute goes first: both providers may share one engine, where the two would clash by name.
+    await old.delete(w.resources, { purge: false }).catch(() => undefined);
+    const refs = await provider.create({ id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id), size: w.size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir }, progress);
+    const projectDir = posix.join(provider.workspaceRoot(refs), w.project.name);
+    const t = { provider, refs, workspaceId: w.id, projectDir, ownerId: w.ownerId ?? this.principal.userId };
+    try {
+      await provider.start(refs, progress);
+      // 'has-data': both providers use one engine, and the kept volume came along by name.
+      if ((await this.hooks.restore(t, progress)) === 'no-snapshot') {
+        throw new UserError('wrong_state', `Workspace ${w.id} has no snapshot to move.`, `Take one with \`claude-vm workspace snapshot ${w.id}\` on its provider first.`);
+      }
+    } catch (e) {
+      await provider.delete(refs, { purge: true }).catch(() => undefined);
+      await this.store.updateWorkspace(w.id, { status: 'stopped', statusReason: `Move to ${to} failed: ${errorMessage(e)}` });
+      throw e;
+    }
+    const notices: string[] = [];
+    const shared = Object.values(refs).some((v) => Object.values(w.resources).includes(v));
+    if (!shared) await old.delete(w.resources, { purge: true }).catch((e) => notices.push(`The old ${w.provider} resources could not be removed: ${errorMessage(e)}`));
+    await this.store.updateWorkspace(w.id, { provider: to, resources: refs, projectDir, status: 'running', statusReason: null, startedAt: new Date().toISOString(), lastActivityAt: new Date().toISOString() });
+    notices.push(...(await this.connect(t, progress)));
+    await this.hooks.audit?.('workspace.move', w.id, { from: w.provider, to });
     return { workspace: await this.info(w.id), action: 'started', notices };
   }
 
@@ -214,10 +277,11 @@ export class WorkspaceService {
     return this.info(w.id);
   }
 
-  async down(ref: string, opts: { force?: boolean; reason?: string } = {}): Promise<WorkspaceInfo> {
+  async down(ref: string, opts: { force?: boolean; reason?: string } = {}, progress: ProgressFn = () => undefined): Promise<WorkspaceInfo> {
     const w = await this.resolve(ref);
     if (w.status === 'deleted') throw new UserError('wrong_state', `Workspace ${w.id} is deleted.`, `Bring it back with \`claude-vm workspace up ${w.id}\`.`);
     const provider = await this.providerFor(w);
+    if (!opts.force) await this.saveBeforeLeaving(w, provider, opts.reason === 'idle' ? 'idle' : 'down', progress);
     await this.store.updateWorkspace(w.id, { status: 'stopping' });
     try {
       await provider.stop(w.resources, opts);
@@ -234,9 +298,10 @@ export class WorkspaceService {
    * Without purge the compute goes but the data stays (volume or directory), and `up <id>` recreates the workspace.
    * With purge everything goes, including the record.
    */
-  async delete(ref: string, opts: { purge?: boolean } = {}): Promise<{ id: string; purged: boolean }> {
+  async delete(ref: string, opts: { purge?: boolean } = {}, progress: ProgressFn = () => undefined): Promise<{ id: string; purged: boolean }> {
     const w = await this.resolve(ref);
     const provider = await this.providerFor(w);
+    if (!opts.purge) await this.saveBeforeLeaving(w, provider, 'delete', progress);
     await this.store.updateWorkspace(w.id, { status: 'deleting' });
     try {
       await provider.delete(w.resources, { purge: !!opts.purge });
@@ -245,6 +310,7 @@ export class WorkspaceService {
       throw e;
     }
     if (opts.purge) {
+      await this.hooks.purgeSnapshots?.(w.id);
       await this.store.deleteWorkspace(w.id);
       await this.store.deleteProjectIfUnused(w.project.id);
     } else {
@@ -254,6 +320,18 @@ export class WorkspaceService {
     }
     await this.hooks.audit?.('workspace.delete', w.id, { purge: !!opts.purge });
     return { id: w.id, purged: !!opts.purge };
+  }
+
+  /** Snapshots a running workspace before it stops or goes; the files stay on the volume either way, so a failure only warns. */
+  private async saveBeforeLeaving(w: WorkspaceRow, provider: Provider, reason: SnapshotReason, progress: ProgressFn): Promise<void> {
+    if (!this.hooks.snapshot || w.status !== 'running') return;
+    if ((await provider.status(w.resources).catch(() => undefined))?.state !== 'running') return;
+    try {
+      await this.hooks.snapshot(w, { provider, refs: w.resources, workspaceId: w.id, projectDir: w.projectDir, ownerId: w.ownerId ?? this.principal.userId }, reason, progress);
+    } catch (e) {
+      progress({ step: 'Snapshot failed', detail: `${errorMessage(e)} (the files stay on the workspace's volume)` });
+      await this.hooks.audit?.('workspace.snapshot.failed', w.id, { reason, error: errorMessage(e) });
+    }
   }
 
   async exec(ref: string, req: ExecRequest): Promise<ExecHandle> {

@@ -50,6 +50,29 @@ export interface WorkspaceInfo {
   costUsd: number;
 }
 
+export type SnapshotReason = 'manual' | 'down' | 'idle' | 'periodic' | 'delete' | 'export';
+
+/** One snapshot of a workspace, as listed; the manifest with every path is kept beside it in the store. */
+export interface SnapshotInfo {
+  id: string;
+  workspaceId: string;
+  createdAt: string;
+  reason: SnapshotReason;
+  files: number;
+  /** Size of the files it holds. */
+  bytes: number;
+  /** Of those, bytes the previous snapshot did not already hold. */
+  newBytes: number;
+  /** Bytes this snapshot added to the store (compressed). */
+  storedBytes: number;
+  /** Paths that could not be read (first 20). */
+  skipped: string[];
+  durationMs: number;
+  projectDir: string;
+  /** Enough to rebuild the workspace's record elsewhere (import, another server). */
+  workspace: { name: string | null; image: string; branch: string | null; project: string; size: string };
+}
+
 export interface UpRequest {
   /** Workspace id/name prefix (resume), git URL, local path, or undefined for an empty workspace. */
   target?: string;

@@ -10,9 +10,13 @@ import { EventStore } from '../store/events.js';
 import { PolicyStore } from '../store/policy.js';
 import type { SecretBox } from '../store/secrets.js';
 import { ProviderService } from '../core/providers.js';
-import { WorkspaceService } from '../core/workspaces.js';
+import { WorkspaceService, type WorkspaceHooks } from '../core/workspaces.js';
 import { AgentService } from '../core/agents.js';
 import { ConversationService } from '../core/conversations.js';
+import { SnapshotService, snapshotTarget } from '../core/snapshots.js';
+import type { SnapshotStore } from '../snapshots/engine.js';
+import { RESTORING_MARKER } from '../snapshots/agent.js';
+import { run } from '../core/run-in-workspace.js';
 import type { Principal } from '../core/principal.js';
 import type { ControlPlaneEndpoints } from '../providers/provider.js';
 import { EventHub } from './event-hub.js';
@@ -48,6 +52,7 @@ export interface UserServices {
   workspaces: WorkspaceService;
   agents: AgentService;
   conversations: ConversationService;
+  snapshots: SnapshotService;
 }
 
 export class ControlPlane {
@@ -68,6 +73,10 @@ export class ControlPlane {
   /** Open viewer streams and terminals per workspace: a workspace with someone attached is not idle. */
   private readonly attached = new Map<string, number>();
   private readonly lastTouch = new Map<string, number>();
+  /** Where snapshots go (a directory under the home unless --snapshot-store says otherwise); undefined: off. */
+  snapshots: SnapshotStore | undefined;
+  /** Snapshot running workspaces this often; null: only on down, delete and demand. */
+  snapshotIntervalSeconds: number | null = null;
 
   constructor(
     readonly db: Db,
@@ -139,10 +148,30 @@ export class ControlPlane {
       controlPlaneSocketDir: dirname(this.endpoints.socketPath),
       defaultAutoStopSeconds: this.policy.idleStopSeconds,
       audit: (action, target, detail) => this.auth.audit({ userId: principal.userId, action, target, detail: detail ?? {} }),
+      ...(this.snapshots ? this.snapshotHooks(this.snapshots) : {}),
     });
     const agents = new AgentService(this.store, principal.userId);
     const conversations = new ConversationService(this.store, workspaces, agents, this.daemons, this.hub, principal);
-    return { principal, providers, workspaces, agents, conversations };
+    return { principal, providers, workspaces, agents, conversations, snapshots: new SnapshotService(workspaces, this.snapshots) };
+  }
+
+  private snapshotHooks(snapshots: SnapshotStore): Pick<WorkspaceHooks, 'snapshot' | 'restore' | 'purgeSnapshots'> {
+    return {
+      snapshot: async (w, t, reason, progress) => void (await snapshots.take(snapshotTarget(w, t), reason, progress)),
+      restore: async (t, progress) => {
+        const latest = await snapshots.latest(t.workspaceId);
+        if (!latest) return 'no-snapshot';
+        // Only into an empty or half-restored volume: one that survived (a kept Docker volume) is newer than any
+        // snapshot of it.
+        const root = t.provider.workspaceRoot(t.refs);
+        const probe = await run(t.provider, t.refs, ['sh', '-c', 'if [ -e "$2" ]; then echo half-restored; elif [ -e "$1" ]; then echo has-data; fi', 'sh', t.projectDir, `${root}/${RESTORING_MARKER}`]);
+        if (probe.output.includes('has-data')) return 'has-data';
+        progress({ step: 'Restoring', detail: `snapshot ${latest.id} (${(latest.bytes / 1e6).toFixed(1)} MB)` });
+        await snapshots.restore(t, latest.id, progress);
+        return 'restored';
+      },
+      purgeSnapshots: (id) => snapshots.purge(id),
+    };
   }
 
   /** Seed 000's limits: running workspaces and launches per hour, per user. */

@@ -1,5 +1,5 @@
 /**
- * @module Policies that act on their own: idle auto-stop and auto-delete of long-stopped workspaces. Several
+ * @module Policies that act on their own: periodic snapshots, idle auto-stop and auto-delete of long-stopped workspaces. Several
  * control-plane processes may share one database, so each action is taken under a lease and re-checked after
  * taking it: whichever process wins does it once, the others see it done.
  */
@@ -12,6 +12,8 @@ const LEASE_MS = 5 * 60_000;
 export class PolicyRunner {
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  /** When each workspace was last snapshotted, as far as this process knows. */
+  private readonly lastSnapshot = new Map<string, number>();
 
   constructor(private readonly cp: ControlPlane) {}
 
@@ -34,6 +36,14 @@ export class PolicyRunner {
         (await this.cp.store.listConversations()).filter((c) => c.info && ['working', 'waiting-approval', 'tui'].includes(c.info.state)).map((c) => c.workspaceId),
       );
       for (const w of await this.cp.store.listWorkspaces()) {
+        // Periodic snapshots run whether or not an agent is working: that is when there is most to lose.
+        if (await this.snapshotDue(w)) {
+          const slot = Math.floor(Date.now() / (this.cp.snapshotIntervalSeconds! * 1000));
+          await this.act(`snapshot:${w.id}:${slot}`, w, (fresh) => fresh.status === 'running', 'policy.snapshot', async (s) => {
+            this.lastSnapshot.set(w.id, Date.now());
+            await s.snapshots.take(w.id, { reason: 'periodic' });
+          });
+        }
         if (busy.has(w.id)) continue;
         if (this.idleExpired(w)) await this.act(`idle-stop:${w.id}:${w.startedAt}`, w, (fresh) => this.idleExpired(fresh), 'policy.idle-stop', (s) => s.workspaces.down(w.id, { reason: 'idle' }));
         else if (this.deleteDue(w)) await this.act(`auto-delete:${w.id}:${w.stoppedAt}`, w, (fresh) => this.deleteDue(fresh), 'policy.auto-delete', (s) => s.workspaces.delete(w.id, { purge: false }));
@@ -43,6 +53,17 @@ export class PolicyRunner {
     } finally {
       this.running = false;
     }
+  }
+
+  private async snapshotDue(w: WorkspaceRow): Promise<boolean> {
+    const every = this.cp.snapshotIntervalSeconds;
+    if (!every || !this.cp.snapshots || w.status !== 'running') return false;
+    if (!this.lastSnapshot.has(w.id)) {
+      const latest = await this.cp.snapshots.latest(w.id).catch(() => undefined);
+      // A workspace never snapshotted counts from its start, so a fresh one is not snapshotted at once.
+      this.lastSnapshot.set(w.id, Date.parse(latest?.createdAt ?? w.startedAt ?? w.updatedAt));
+    }
+    return Date.now() - this.lastSnapshot.get(w.id)! >= every * 1000;
   }
 
   private idleExpired(w: WorkspaceRow): boolean {

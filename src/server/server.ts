@@ -9,6 +9,8 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync }
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { getRequestListener } from '@hono/node-server';
+import { openStore } from '../snapshots/store.js';
+import { SnapshotStore } from '../snapshots/engine.js';
 import { UserError } from '../protocol/errors.js';
 import { connectDb, defaultDbUrl } from '../store/db.js';
 import { SecretBox } from '../store/secrets.js';
@@ -29,6 +31,19 @@ export interface ServerOptions {
   policy: PolicyConfig;
   /** A key file shared by every process of a team deployment; default `<home>/secret.key`. */
   secretKeyFile?: string;
+  snapshots?: SnapshotConfig;
+}
+
+export interface SnapshotConfig {
+  /** file:PATH or s3://bucket/prefix?endpoint=…; default file:<home>/snapshots. "off" switches snapshots off. */
+  store?: string;
+  /** Encrypt objects before they leave this process, with a key derived from the server's secret key. */
+  encrypt?: boolean;
+  keep?: number;
+  intervalSeconds?: number | null;
+  /** Replaces the default exclusions (node_modules). */
+  exclude?: string[];
+  includeCaches?: boolean;
 }
 
 export interface RunningServer {
@@ -76,6 +91,12 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const url = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
 
   const cp = new ControlPlane(db, box, o.home, { url, socketPath, publicUrl: o.publicUrl, internalUrl: o.internalUrl }, o.policy);
+  const snap = o.snapshots ?? {};
+  if (snap.store !== 'off') {
+    const objects = await openStore(snap.store ?? `file:${join(o.home, 'snapshots')}`, snap.encrypt ? { encryptWith: box.derive('snapshots') } : {});
+    cp.snapshots = new SnapshotStore(objects, { keep: snap.keep ?? 10, exclude: snap.exclude ?? [], includeCaches: !!snap.includeCaches });
+    cp.snapshotIntervalSeconds = snap.intervalSeconds ?? null;
+  }
   await bootstrapAdmin(cp, o.home);
   const app = buildApi(cp);
   const listener = getRequestListener(app.fetch);

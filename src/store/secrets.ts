@@ -42,6 +42,11 @@ export class SecretBox {
     return createHmac('sha256', derived).update(data).digest('hex');
   }
 
+  /** A separate key for one purpose (e.g. encrypting snapshots), so no two uses ever share key material. */
+  derive(purpose: string): Buffer {
+    return createHmac('sha256', this.key).update(`claude-vm:key:${purpose}`).digest();
+  }
+
   seal(plain: string): string {
     const iv = randomBytes(12);
     const c = createCipheriv('aes-256-gcm', this.key, iv);

@@ -20,6 +20,12 @@ interface ServerFlags {
   idleStop?: string;
   autoDeleteAfter?: string;
   policyInterval: string;
+  snapshotStore?: string;
+  snapshotEncrypt?: boolean;
+  snapshotKeep: string;
+  snapshotInterval?: string;
+  snapshotExclude?: string[];
+  snapshotCaches?: boolean;
 }
 
 export function serverCommands(program: Command, ctx: Context): void {
@@ -35,6 +41,12 @@ export function serverCommands(program: Command, ctx: Context): void {
     .option('--idle-stop <duration>', 'stop workspaces idle this long (no turn, nobody attached), unless they set their own; e.g. 30m')
     .option('--auto-delete-after <duration>', 'delete workspaces stopped this long, e.g. 14d (their data is kept)')
     .option('--policy-interval <duration>', 'how often policies run', '30s')
+    .option('--snapshot-store <url>', 'where snapshots go: file:PATH or s3://bucket/prefix?endpoint=URL (credentials from the AWS_* variables); "off" disables (default: $CLAUDE_VM_SNAPSHOT_STORE, else $CLAUDE_VM_HOME/snapshots)')
+    .option('--snapshot-encrypt', 'encrypt snapshots before they leave the server (key derived from its secret key)')
+    .option('--snapshot-keep <n>', 'snapshots kept per workspace', '10')
+    .option('--snapshot-interval <duration>', 'also snapshot running workspaces this often, e.g. 1h (default: only on down, delete and demand)')
+    .option('--snapshot-exclude <pattern>', 'leave out paths like this (repeatable; replaces the default, node_modules); a project can add its own in .claudevmignore', (v: string, all: string[] = []) => [...all, v])
+    .option('--snapshot-caches', 'include package caches, installed agents and editor servers in snapshots')
     .option('--stop', "stop this home's running server (the one the CLI starts by itself) and exit")
     .addHelpText('after', `
 On first start the server creates an admin user and writes its token to $CLAUDE_VM_HOME/token (mode 0600),
@@ -42,7 +54,8 @@ which the CLI on this machine uses. Other users get tokens from \`claude-vm user
 
 Examples:
   claude-vm server                                          local, SQLite, loopback only
-  claude-vm server --listen 0.0.0.0:7477 --db postgres://cvm@db/cvm --public-url https://cvm.example.com`)
+  claude-vm server --listen 0.0.0.0:7477 --db postgres://cvm@db/cvm --public-url https://cvm.example.com
+  AWS_ACCESS_KEY_ID=… AWS_SECRET_ACCESS_KEY=… claude-vm server --snapshot-store 's3://bucket/cvm?endpoint=https://minio.example.com' --snapshot-encrypt`)
     .action(async (o: ServerFlags & { stop?: boolean }) => {
       if (o.stop) return stopServer(ctx.home);
       const idle = o.idleStop ? parseDuration(o.idleStop, '--idle-stop') : 0;
@@ -61,6 +74,14 @@ Examples:
           idleStopSeconds: idle || null,
           autoDeleteSeconds: o.autoDeleteAfter ? parseDuration(o.autoDeleteAfter, '--auto-delete-after') || null : null,
           intervalMs: Math.max(1, parseDuration(o.policyInterval, '--policy-interval')) * 1000,
+        },
+        snapshots: {
+          store: o.snapshotStore ?? process.env.CLAUDE_VM_SNAPSHOT_STORE,
+          encrypt: o.snapshotEncrypt,
+          keep: Math.max(1, parseCount(o.snapshotKeep, '--snapshot-keep')),
+          intervalSeconds: o.snapshotInterval ? parseDuration(o.snapshotInterval, '--snapshot-interval') || null : null,
+          exclude: o.snapshotExclude,
+          includeCaches: o.snapshotCaches,
         },
       });
       process.stderr.write(`claude-vm server ${s.cp.instanceId} listening on ${s.url} and ${s.socketPath} (pid ${process.pid})\n`);

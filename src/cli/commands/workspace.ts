@@ -1,6 +1,8 @@
-/** @module `claude-vm workspace …`: up, list, show, down, delete, logs. */
+/** @module `claude-vm workspace …`: up, list, show, down, delete, snapshots, export and import, logs. */
 import { Option, type Command } from 'commander';
-import { WORKSPACE_STATUSES, type WorkspaceInfo, type WorkspaceStatus } from '../../protocol/types.js';
+import { createReadStream, createWriteStream, existsSync, renameSync, rmSync, statSync } from 'node:fs';
+import { WORKSPACE_STATUSES, type ProgressFn, type WorkspaceInfo, type WorkspaceStatus } from '../../protocol/types.js';
+import { UserError } from '../../protocol/errors.js';
 import type { Context } from '../context.js';
 import { confirm, parseDuration } from '../options.js';
 import { progressReporter } from '../progress.js';
@@ -11,7 +13,7 @@ export function workspaceCommands(program: Command, ctx: Context): void {
 
   ws.command('up [target]')
     .description('Create a workspace from a local path or git URL, or resume one by id')
-    .option('--provider <name>', 'where to run it (default: docker if an engine answers, else local)')
+    .option('--provider <name>', 'where to run it (default: docker if an engine answers, else local); for an existing workspace, moves it there')
     .option('--image <image>', 'container image (default: claude-vm/workspace:latest)')
     .option('--branch <branch>', 'git branch to check out (created if missing)')
     .option('--name <name>', 'a name to use instead of the id')
@@ -22,7 +24,9 @@ export function workspaceCommands(program: Command, ctx: Context): void {
 Examples:
   claude-vm workspace up .                              copy this directory into a new workspace
   claude-vm workspace up https://github.com/o/r.git     clone a repository inside a new workspace
-  claude-vm workspace up bold-fire-1234                 resume a stopped workspace`)
+  claude-vm workspace up bold-fire-1234                 resume a stopped workspace (restored from its
+                                                        snapshot if its volume is gone)
+  claude-vm workspace up bold-fire-1234 --provider fly  move it to another provider, through its snapshot`)
     .action(async (target: string | undefined, o: { provider?: string; image?: string; branch?: string; name?: string; size?: string; autoStop?: string; json?: boolean }) => {
       const autoStopSeconds = o.autoStop === undefined ? undefined : parseDuration(o.autoStop, '--auto-stop');
       const progress = progressReporter();
@@ -72,25 +76,76 @@ Examples:
 
   ws.command('down <id>')
     .alias('stop')
-    .description('Stop a workspace; its files stay and `up <id>` resumes it')
-    .option('-f, --force', 'kill at once instead of a graceful stop')
+    .description('Snapshot a workspace, then stop it; its files stay and `up <id>` resumes it')
+    .option('-f, --force', 'kill at once instead of a graceful stop, and take no snapshot')
     .action(async (id: string, o: { force?: boolean }) => {
-      const w = await ctx.client().workspaces.down(id, { force: o.force });
+      const w = await withProgress((p) => ctx.client().workspaces.down(id, { force: o.force }, p));
       process.stdout.write(`Stopped workspace ${w.id}.\n`);
     });
 
   ws.command('delete <id>')
     .alias('rm')
-    .description('Delete a workspace; its data is kept unless --purge')
+    .description('Delete a workspace (snapshotting it first); its data and snapshots are kept unless --purge')
     .option('-y, --yes', 'do not ask for confirmation')
-    .option('--purge', 'also delete the data (volume or directory) and the record')
+    .option('--purge', 'also delete the data (volume or directory), its snapshots and the record')
     .action(async (id: string, o: { yes?: boolean; purge?: boolean }) => {
       const w = await ctx.client().workspaces.get(id);
       await confirm(o.purge ? `Delete workspace ${w.id} and ALL its files?` : `Delete workspace ${w.id} (its files are kept)?`, o.yes);
-      const r = await ctx.client().workspaces.delete(w.id, { purge: o.purge });
+      const r = await withProgress((p) => ctx.client().workspaces.delete(w.id, { purge: o.purge }, p));
       process.stdout.write(
         r.purged ? `Deleted workspace ${r.id} and its data.\n` : `Deleted workspace ${r.id}; its data is kept. \`claude-vm workspace up ${r.id}\` brings it back, \`--purge\` removes it.\n`,
       );
+    });
+
+  ws.command('snapshot <id>')
+    .description('Snapshot a running workspace now: files, git metadata, agent sessions (only changes are stored)')
+    .option('--include-caches', 'also package caches, installed agents and editor servers')
+    .option('--json', 'print the snapshot as JSON')
+    .action(async (id: string, o: { includeCaches?: boolean; json?: boolean }) => {
+      const s = await withProgress((p) => ctx.client().snapshots.take(id, { includeCaches: o.includeCaches }, p));
+      if (o.json) return printJson(s);
+      process.stdout.write(`Snapshot ${s.id} of ${s.workspaceId}: ${s.files} files, ${mb(s.bytes)}; ${mb(s.storedBytes)} stored (${mb(s.newBytes)} changed) in ${(s.durationMs / 1000).toFixed(1)}s.\n`);
+      if (s.skipped.length) process.stderr.write(`note: ${s.skipped.length} path(s) could not be read and were left out: ${s.skipped.join(', ')}\n`);
+    });
+
+  ws.command('snapshots <id>')
+    .description("List a workspace's snapshots, oldest first")
+    .option('--json', 'print JSON')
+    .action(async (id: string, o: { json?: boolean }) => {
+      const list = await ctx.client().snapshots.list(id);
+      if (o.json) return printJson(list);
+      if (!list.length) return void process.stdout.write(`No snapshots yet. Take one with \`claude-vm workspace snapshot ${id}\`.\n`);
+      process.stdout.write(table(['ID', 'TAKEN', 'REASON', 'FILES', 'SIZE', 'STORED'], list.map((s) => [s.id, ago(s.createdAt) + ' ago', s.reason, String(s.files), mb(s.bytes), mb(s.storedBytes)])));
+    });
+
+  ws.command('export <id>')
+    .description('Write the latest snapshot to a tar file (a running workspace is snapshotted first)')
+    .requiredOption('-o, --output <file>', 'the tar file to write')
+    .action(async (id: string, o: { output: string }) => {
+      if (existsSync(o.output)) throw new UserError('already_exists', `${o.output} already exists.`, 'Pick another --output, or remove it first.');
+      const tmp = `${o.output}.partial`;
+      try {
+        await ctx.client().snapshots.export(id, createWriteStream(tmp, { mode: 0o600 }));
+        renameSync(tmp, o.output);
+      } catch (e) {
+        rmSync(tmp, { force: true });
+        throw e;
+      }
+      process.stdout.write(`Exported ${id} to ${o.output} (${mb(statSync(o.output).size)}). Bring it back with \`claude-vm workspace import ${o.output}\`.\n`);
+    });
+
+  ws.command('import <file>')
+    .description('Create a workspace from a tar written by `workspace export`')
+    .option('--provider <name>', 'where to run it')
+    .option('--name <name>', 'a name for the new workspace')
+    .option('--size <size>', 'CPU and memory')
+    .option('--json', 'print the workspace as JSON')
+    .action(async (file: string, o: { provider?: string; name?: string; size?: string; json?: boolean }) => {
+      if (!existsSync(file)) throw new UserError('not_found', `No file ${file}.`);
+      const r = await withProgress((p) => ctx.client().snapshots.import(createReadStream(file), { provider: o.provider, name: o.name, size: o.size }, p));
+      for (const n of r.notices) process.stderr.write(`note: ${n}\n`);
+      if (o.json) return printJson(r.workspace);
+      process.stdout.write(`Imported ${file} as workspace ${r.workspace.id} on ${r.workspace.provider}.\n  project: ${r.workspace.projectDir}\n`);
     });
 
   ws.command('logs <id>')
@@ -100,6 +155,18 @@ Examples:
     .action(async (id: string, o: { follow?: boolean; tail?: number }) => {
       await ctx.client().workspaces.logs(id, { follow: o.follow, tail: o.tail, stdout: process.stdout });
     });
+}
+
+const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
+
+/** Runs a long operation with its progress on stderr. */
+async function withProgress<T>(work: (progress: ProgressFn) => Promise<T>): Promise<T> {
+  const progress = progressReporter();
+  try {
+    return await work(progress.fn);
+  } finally {
+    progress.done();
+  }
 }
 
 function listTable(list: WorkspaceInfo[], long: boolean): [string[], string[][]] {

@@ -13,7 +13,7 @@ export type Api = OpenAPIHono<Env>;
 
 export type Access = 'user' | 'admin' | 'public';
 /** How the route answers, for the document and for clients: JSON, or a stream of some kind. */
-export type Answer = 'json' | 'sse' | 'ndjson' | 'text' | 'websocket' | 'empty';
+export type Answer = 'json' | 'sse' | 'ndjson' | 'text' | 'websocket' | 'empty' | 'binary';
 
 export interface RouteSpec<P extends z.ZodObject | undefined, Q extends z.ZodObject | undefined, B extends z.ZodType | undefined> {
   method: 'get' | 'post' | 'put' | 'patch' | 'delete';
@@ -49,6 +49,7 @@ const CONTENT: Record<Answer, string> = {
   text: 'text/plain',
   websocket: 'application/octet-stream',
   empty: 'application/json',
+  binary: 'application/octet-stream',
 };
 
 export function route<P extends z.ZodObject | undefined, Q extends z.ZodObject | undefined, B extends z.ZodType | undefined>(

@@ -1,7 +1,7 @@
 /** @module Workspaces: lifecycle, logs, files, agent installs; exec and terminals are WebSockets (see ../streams.ts). */
 import { stream } from 'hono/streaming';
 import type { Context } from 'hono';
-import { Writable } from 'node:stream';
+import { PassThrough, Readable, Writable } from 'node:stream';
 import { UserError, isUserError } from '../../protocol/errors.js';
 import { WORKSPACE_STATUSES, type ProgressEvent } from '../../protocol/types.js';
 import { installAgent } from '../../core/agent-install.js';
@@ -43,14 +43,54 @@ export function workspaceRoutes(app: Api, cp: ControlPlane): void {
 
   route(
     app, cp,
-    { method: 'post', path: '/api/v1/workspaces/{id}/stop', summary: 'Stop a workspace; its files stay', tag: 'workspaces', params: ID, body: z.object({ force: z.boolean().optional() }).optional() },
-    async ({ c, s }, { params, body }) => c.json(await s.workspaces.down(params.id, { force: body?.force })),
+    { method: 'post', path: '/api/v1/workspaces/{id}/stop', summary: 'Stop a workspace (snapshotting it first unless forced); its files stay', tag: 'workspaces', params: ID, body: z.object({ force: z.boolean().optional() }).optional(), answer: 'ndjson' },
+    ({ c, s }, { params, body }) => withProgress(c, (progress) => s.workspaces.down(params.id, { force: body?.force }, progress)),
   );
 
   route(
     app, cp,
-    { method: 'delete', path: '/api/v1/workspaces/{id}', summary: 'Delete a workspace; its data stays unless purge', tag: 'workspaces', params: ID, query: z.object({ purge: z.enum(['true', 'false']).optional() }) },
-    async ({ c, s }, { params, query }) => c.json(await s.workspaces.delete(params.id, { purge: query.purge === 'true' })),
+    { method: 'delete', path: '/api/v1/workspaces/{id}', summary: 'Delete a workspace (snapshotting it first); its data and snapshots stay unless purge', tag: 'workspaces', params: ID, query: z.object({ purge: z.enum(['true', 'false']).optional() }), answer: 'ndjson' },
+    ({ c, s }, { params, query }) => withProgress(c, (progress) => s.workspaces.delete(params.id, { purge: query.purge === 'true' }, progress)),
+  );
+
+  route(
+    app, cp,
+    { method: 'post', path: '/api/v1/workspaces/{id}/snapshots', summary: 'Snapshot a running workspace now', tag: 'snapshots', params: ID, body: z.object({ includeCaches: z.boolean().optional() }).optional(), answer: 'ndjson' },
+    ({ c, s }, { params, body }) => withProgress(c, (progress) => s.snapshots.take(params.id, { includeCaches: body?.includeCaches }, progress), 201),
+  );
+
+  route(
+    app, cp,
+    { method: 'get', path: '/api/v1/workspaces/{id}/snapshots', summary: "A workspace's snapshots, oldest first", tag: 'snapshots', params: ID },
+    async ({ c, s }, { params }) => c.json(await s.snapshots.list(params.id)),
+  );
+
+  route(
+    app, cp,
+    { method: 'get', path: '/api/v1/workspaces/{id}/export', summary: 'The latest snapshot as a tar (a running workspace is snapshotted first)', tag: 'snapshots', params: ID, answer: 'binary' },
+    async ({ c, s }, { params }) => {
+      // Everything that can fail before the first byte (no snapshot, the snapshot itself) is a normal error answer.
+      const ex = await s.snapshots.prepareExport(params.id);
+      const body = new PassThrough();
+      ex.write(body).then(() => body.end(), (e: unknown) => body.destroy(e as Error));
+      c.header('Content-Type', 'application/x-tar');
+      c.header('Content-Disposition', `attachment; filename="claude-vm-${ex.info.workspaceId}.tar"`);
+      return c.body(Readable.toWeb(body) as ReadableStream);
+    },
+  );
+
+  route(
+    app, cp,
+    {
+      method: 'post', path: '/api/v1/workspaces/import', summary: 'A new workspace from an exported tar (the request body); progress as NDJSON', tag: 'snapshots', answer: 'ndjson',
+      query: z.object({ provider: z.string().optional(), name: z.string().optional(), size: z.string().optional() }),
+    },
+    ({ c, s }, { query }) => {
+      const raw = c.req.raw.body;
+      if (!raw) throw new UserError('invalid_argument', 'The request has no body: send the exported tar.');
+      const input = Readable.fromWeb(raw as import('node:stream/web').ReadableStream<Uint8Array>);
+      return withProgress(c, (progress) => s.snapshots.import(input, query, progress), 201);
+    },
   );
 
   route(
