@@ -344,6 +344,7 @@ async function matrix(t: TestContext, w: World): Promise<void> {
         extra = (a) => ((a.json as { user?: { id?: string } } | undefined)?.user?.id === w.B.id ? undefined : `${k}: not B: ${a.text}`);
       } else if (k === 'GET /api/v1/health' || k === 'GET /api/v1/provider-types') want = [200];
       else if (k === 'POST /api/v1/workspaces') want = [404]; // target: A's workspace, which B must not resume
+      else if (k === 'POST /api/v1/workspaces/import') want = [400]; // no tar: refused before anything is made
       else if (k === 'POST /api/v1/conversations') want = [404]; // in A's workspace
       else if (k === 'POST /api/v1/tokens') want = [201]; // B's own token
       // Provider names are one namespace, so B cannot have "a-box" too; it must neither get nor change A's.

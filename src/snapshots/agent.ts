@@ -7,10 +7,10 @@
  * may hold nothing of claude-vm, e.g. a fresh volume being restored. The control plane imports the frame codec.
  */
 import { createHash } from 'node:crypto';
-import { promises as fs, type Stats } from 'node:fs';
+import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, rmSync, promises as fs, readdirSync, readFileSync, writeSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { promisify } from 'node:util';
-import { brotliCompress, brotliDecompress, constants as zlib } from 'node:zlib';
+import { brotliCompress, brotliCompressSync, brotliDecompress, brotliDecompressSync, constants as zlib } from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
 
 /** Files are cut into pieces of this size; a piece is the unit of deduplication. */
@@ -73,28 +73,38 @@ export function parseChunk(payload: Buffer): { hash: string; codec: number; data
 }
 
 export async function* readFrames(stream: Readable): AsyncGenerator<{ type: number; payload: Buffer }> {
-  let pending: Buffer = Buffer.alloc(0);
+  // Pieces are kept until a whole frame is there, then joined once: a 1 MiB frame arriving in 64 KiB reads is
+  // copied once, not sixteen times.
+  let parts: Buffer[] = [];
+  let total = 0;
   for await (const data of stream as AsyncIterable<Buffer>) {
-    pending = pending.length ? Buffer.concat([pending, data]) : data;
-    let at = 0;
-    while (pending.length - at >= 5) {
-      const len = pending.readUInt32BE(at + 1);
-      if (pending.length - at - 5 < len) break;
-      yield { type: pending[at]!, payload: pending.subarray(at + 5, at + 5 + len) };
-      at += 5 + len;
+    parts.push(data);
+    total += data.length;
+    while (total >= 5) {
+      if (parts[0]!.length < 5) parts = [Buffer.concat(parts, total)];
+      const len = parts[0]!.readUInt32BE(1);
+      if (total < 5 + len) break;
+      const all = parts.length === 1 ? parts[0]! : Buffer.concat(parts, total);
+      yield { type: all[0]!, payload: all.subarray(5, 5 + len) };
+      const rest = all.subarray(5 + len);
+      parts = rest.length ? [rest] : [];
+      total = rest.length;
     }
-    pending = pending.subarray(at);
   }
-  if (pending.length) throw new Error('the stream ended inside a frame');
+  if (total) throw new Error('the stream ended inside a frame');
 }
 
 /** Writes frames in order and waits while the reader is behind (bounded memory for any size of workspace). */
 class FrameWriter {
+  /** One wait for 'drain' shared by every writer that finds the stream full. */
+  private drained: Promise<void> | undefined;
   constructor(private readonly out: Writable) {}
   async write(type: number, payload: Buffer | string): Promise<void> {
     const [head, body] = frame(type, payload);
     this.out.write(head!);
-    if (!this.out.write(body!)) await new Promise((r) => this.out.once('drain', r));
+    if (this.out.write(body!)) return;
+    this.drained ??= new Promise<void>((r) => this.out.once('drain', () => ((this.drained = undefined), r())));
+    await this.drained;
   }
 }
 
@@ -126,22 +136,50 @@ export function ignoreRules(patterns: string[], base: string): (rel: string) => 
 
 const compress = promisify(brotliCompress);
 const decompress = promisify(brotliDecompress);
-const BROTLI = { params: { [zlib.BROTLI_PARAM_QUALITY]: 1, [zlib.BROTLI_PARAM_SIZE_HINT]: CHUNK_SIZE } };
+/** Below this, (de)compression runs inline: cheaper than a trip to the thread pool. */
+const SMALL = 64 << 10;
+const brotliFor = (size: number) => ({ params: { [zlib.BROTLI_PARAM_QUALITY]: 1, [zlib.BROTLI_PARAM_SIZE_HINT]: size } });
+/** Already-compressed data (images, archives, git packs) is stored as it is. */
+const pack = (raw: Buffer, packed: Buffer): [number, Buffer] => (packed.length < raw.length * 0.95 ? [CODEC.brotli, packed] : [CODEC.raw, raw]);
 
 /** At most `n` tasks at once; compression runs on libuv's thread pool, so this is real parallelism. */
 function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
-  let active = 0;
-  const waiting: Array<() => void> = [];
+  const slots = new Slots(n);
   return async (task) => {
-    if (active >= n) await new Promise<void>((r) => waiting.push(r));
-    active++;
+    await slots.take();
     try {
       return await task();
     } finally {
-      active--;
-      waiting.shift()?.();
+      slots.give();
     }
   };
+}
+
+/**
+ * A counting semaphore whose `start` returns once a task has *started*: the producer (a file being read, a restore
+ * stream) waits for a free slot before it reads more, so memory stays bounded however large a file is.
+ */
+class Slots {
+  private readonly waiting: Array<() => void> = [];
+  constructor(private free: number) {}
+
+  async take(): Promise<void> {
+    if (this.free > 0) return void this.free--;
+    await new Promise<void>((r) => this.waiting.push(r));
+  }
+
+  give(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+
+  async start(task: () => Promise<void>): Promise<{ done: Promise<void> }> {
+    await this.take();
+    const done = task().finally(() => this.give());
+    done.catch(() => undefined); // observed by the caller through `done`
+    return { done };
+  }
 }
 
 /** Up to CHUNK_SIZE bytes at `pos`, sized for what the file is expected to hold (most files are small). */
@@ -170,7 +208,7 @@ export async function createSnapshot(h: CreateHeader, out: Writable): Promise<Sn
   const rules = [ignoreRules(h.exclude, ''), ignoreRules(projectIgnore, h.project)];
   const excluded = (rel: string) => rules.reduce<boolean>((ex, r) => r(rel) ?? ex, false);
   const totals: SnapshotTotals = { files: 0, bytes: 0, newBytes: 0, skipped: 0 };
-  const compressing = limiter(4);
+  const compressing = new Slots(4);
   const reading = limiter(8);
   let lastProgress = Date.now();
 
@@ -184,6 +222,31 @@ export async function createSnapshot(h: CreateHeader, out: Writable): Promise<Sn
     return w.write(FRAME.warning, JSON.stringify({ path, message }));
   };
 
+  /**
+   * Hashes a chunk and, if the store has not seen it, compresses and sends it: small ones here (a round trip to the
+   * thread pool costs more than compressing them), large ones on the thread pool, four at a time. The frame is
+   * written before the file's entry, because the entry is written after every `offer` of its file has resolved.
+   */
+  const offer = async (data: Buffer, pending: Array<Promise<void>>): Promise<string> => {
+    const hash = createHash('sha256').update(data).digest('hex');
+    if (known.has(hash)) return hash;
+    known.add(hash);
+    totals.newBytes += data.length;
+    if (data.length < SMALL) {
+      await w.write(FRAME.chunk, chunkPayload(hash, ...pack(data, data.length > 64 ? brotliCompressSync(data, brotliFor(data.length)) : data)));
+    } else {
+      const job = await compressing.start(async () => {
+        // A sample first: media, archives and binaries do not compress, and trying on a whole chunk is the slowest
+        // thing a snapshot could do with them.
+        const sample = data.subarray(0, SMALL);
+        const worth = brotliCompressSync(sample, brotliFor(sample.length)).length < sample.length * 0.9;
+        await w.write(FRAME.chunk, chunkPayload(hash, ...(worth ? pack(data, await compress(data, brotliFor(data.length))) : ([CODEC.raw, data] as [number, Buffer]))));
+      });
+      pending.push(job.done);
+    }
+    return hash;
+  };
+
   /** Reads a file whole; if it changed while being read, reads it again (a torn copy is worse than a late one). */
   const snapshotFile = async (rel: string, st: Stats): Promise<FileEntry | undefined> => {
     const before = previous.get(rel);
@@ -193,33 +256,43 @@ export async function createSnapshot(h: CreateHeader, out: Writable): Promise<Sn
       totals.bytes += st.size;
       return { ...base, mt: st.mtimeMs, s: st.size, c: before.c };
     }
+    const path = posix.join(h.root, rel);
+    if (st.size < CHUNK_SIZE) {
+      // Most files are small: one read, checked against the walk's stat and a second one after the read. Blocking
+      // calls: for a file in the page cache they cost a fraction of a promise round trip through the thread pool.
+      let seen = st;
+      for (let attempt = 1; ; attempt++) {
+        const data = readFileSync(path);
+        const after = lstatSync(path);
+        if ((after.mtimeMs !== seen.mtimeMs || after.size !== data.length) && attempt < 3) {
+          seen = after;
+          continue;
+        }
+        const pending: Array<Promise<void>> = [];
+        const hash = await offer(data, pending);
+        await Promise.all(pending); // its chunk is out before its entry
+
+        totals.files++;
+        totals.bytes += data.length;
+        return { ...base, mt: seen.mtimeMs, s: data.length, c: [hash] };
+      }
+    }
     for (let attempt = 1; ; attempt++) {
-      const fh = await fs.open(posix.join(h.root, rel), 'r');
+      const fh = await fs.open(path, 'r');
       try {
         const start = await fh.stat();
         const chunks: string[] = [];
-        const sent: Array<Promise<void>> = [];
+        const pending: Array<Promise<void>> = [];
         let size = 0;
         for (;;) {
           const data = await readChunk(fh, size, start.size - size);
           const n = data.length;
           if (!n && size) break;
-          const hash = createHash('sha256').update(data).digest('hex');
-          chunks.push(hash);
+          chunks.push(await offer(data, pending));
           size += n;
-          if (!known.has(hash)) {
-            known.add(hash);
-            totals.newBytes += n;
-            sent.push(compressing(async () => {
-              const packed = n > 64 ? await compress(data, BROTLI) : data;
-              // Already-compressed data (images, archives, git packs) is stored as it is.
-              const [codec, body] = packed.length < n * 0.95 ? [CODEC.brotli, packed] : [CODEC.raw, data];
-              await w.write(FRAME.chunk, chunkPayload(hash, codec, body));
-            }));
-          }
           if (n < CHUNK_SIZE) break;
         }
-        await Promise.all(sent);
+        await Promise.all(pending);
         const end = await fh.stat();
         if ((end.mtimeMs !== start.mtimeMs || end.size !== size) && attempt < 3) continue;
         totals.files++;
@@ -235,7 +308,7 @@ export async function createSnapshot(h: CreateHeader, out: Writable): Promise<Sn
   const walk = async (dirRel: string): Promise<void> => {
     let names: string[];
     try {
-      names = (await fs.readdir(posix.join(h.root, dirRel))).sort();
+      names = readdirSync(posix.join(h.root, dirRel)).sort();
     } catch (e) {
       return warn(dirRel || '.', (e as Error).message);
     }
@@ -243,7 +316,7 @@ export async function createSnapshot(h: CreateHeader, out: Writable): Promise<Sn
     for (const name of names) {
       const rel = dirRel ? `${dirRel}/${name}` : name;
       if (excluded(rel)) continue;
-      const st = await fs.lstat(posix.join(h.root, rel)).catch(() => undefined);
+      const st = lstatSync(posix.join(h.root, rel), { throwIfNoEntry: false });
       if (!st) continue; // removed while we walked
       if (st.isDirectory()) {
         await w.write(FRAME.file, JSON.stringify({ p: rel, t: 'd', m: st.mode & 0o7777, mt: st.mtimeMs, s: 0 } satisfies FileEntry));
@@ -275,6 +348,16 @@ export async function createSnapshot(h: CreateHeader, out: Writable): Promise<Sn
 /** Present while a restore runs: a volume holding it is half-restored, not restored (see the control plane's probe). */
 export const RESTORING_MARKER = '.claude-vm/restoring';
 
+/** Opens for writing; a read-only file left by an earlier, interrupted restore (git objects are 0444) is replaced. */
+function openForRestore(path: string): number {
+  try {
+    return openSync(path, 'w', 0o600);
+  } catch {
+    rmSync(path, { force: true });
+    return openSync(path, 'w', 0o600);
+  }
+}
+
 /** A path from a manifest must stay inside the root: no absolute paths, no `..`. */
 function safeJoin(root: string, rel: string): string {
   if (!rel || rel.startsWith('/') || rel.split('/').some((s) => s === '..' || s === '' || s === '.')) throw new Error(`refusing path "${rel}" in the snapshot`);
@@ -291,47 +374,87 @@ export async function restoreSnapshot(input: Readable, out: Writable): Promise<{
   const first = await next();
   if (first.type !== FRAME.header) throw new Error('the snapshot stream has no header');
   const { root } = JSON.parse(first.payload.toString()) as { root: string };
+  process.umask(0); // modes exactly as snapshotted
   const marker = posix.join(root, RESTORING_MARKER);
   await fs.mkdir(posix.dirname(marker), { recursive: true });
   await fs.writeFile(marker, '');
   const dirs: FileEntry[] = [];
   const links: FileEntry[] = [];
+  const made = new Set<string>();
+  const mkdirOnce = async (dir: string) => {
+    if (made.has(dir)) return;
+    await fs.mkdir(dir, { recursive: true });
+    made.add(dir);
+  };
+  // Chunks are decompressed, checked and written in parallel (positional writes: a chunk's offset is its index ×
+  // CHUNK_SIZE), several files at once; the stream is read no faster than they are written.
+  const chunkSlots = new Slots(4);
+  const fileSlots = new Slots(64);
+  const finishing: Array<Promise<void>> = [];
+  let failure: Error | undefined;
   let files = 0;
   let bytes = 0;
   for (;;) {
+    if (failure) throw failure;
     const f = await next();
     if (f.type === FRAME.end) break;
     if (f.type !== FRAME.file) throw new Error(`unexpected frame ${f.type} in the snapshot stream`);
     const e = JSON.parse(f.payload.toString()) as FileEntry;
     const path = safeJoin(root, e.p);
     if (e.t === 'd') {
-      await fs.mkdir(path, { recursive: true });
+      await mkdirOnce(path);
       dirs.push(e);
-    } else if (e.t === 'l') {
-      links.push(e);
-    } else {
-      await fs.mkdir(posix.dirname(path), { recursive: true });
-      const tmp = `${path}.claude-vm-restore`;
-      const fh = await fs.open(tmp, 'w', 0o600);
-      try {
-        for (const expected of e.c ?? []) {
-          const c = parseChunk((await next()).payload);
-          const data = c.codec === CODEC.brotli ? await decompress(c.data) : c.data;
-          if (c.hash !== expected || createHash('sha256').update(data).digest('hex') !== expected) {
-            throw new Error(`checksum mismatch in ${e.p}: the snapshot is damaged`);
-          }
-          await fh.write(data);
-          bytes += data.length;
-        }
-      } finally {
-        await fh.close();
-      }
-      await fs.chmod(tmp, e.m);
-      await fs.utimes(tmp, new Date(), new Date(e.mt));
-      await fs.rename(tmp, path);
-      files++;
+      continue;
     }
+    if (e.t === 'l') {
+      links.push(e);
+      continue;
+    }
+    await mkdirOnce(posix.dirname(path));
+    // Straight to the final name: the volume is empty and carries the restore marker until the end, so a half-written
+    // file is never taken for a restored one. Small files are written with blocking calls (see snapshotFile).
+    if ((e.c?.length ?? 0) <= 1 && e.s < SMALL) {
+      const c = e.c?.length ? parseChunk((await next()).payload) : undefined;
+      const data = !c ? Buffer.alloc(0) : c.codec === CODEC.brotli ? brotliDecompressSync(c.data) : c.data;
+      if (c && (c.hash !== e.c![0] || createHash('sha256').update(data).digest('hex') !== c.hash)) throw new Error(`checksum mismatch in ${e.p}: the snapshot is damaged`);
+      const fd = openForRestore(path);
+      try {
+        if (data.length) writeSync(fd, data);
+        fchmodSync(fd, e.m);
+        futimesSync(fd, new Date(), new Date(e.mt));
+      } finally {
+        closeSync(fd);
+      }
+      files++;
+      bytes += data.length;
+      continue;
+    }
+    await fileSlots.take();
+    const fh = await fs.open(path, 'w', 0o600).catch(async () => (await fs.rm(path, { force: true }), fs.open(path, 'w', 0o600)));
+    const writes: Array<Promise<void>> = [];
+    for (const [i, expected] of (e.c ?? []).entries()) {
+      const c = parseChunk((await next()).payload);
+      const write = async () => {
+        const data = c.codec === CODEC.brotli ? await decompress(c.data) : c.data;
+        if (c.hash !== expected || createHash('sha256').update(data).digest('hex') !== expected) {
+          throw new Error(`checksum mismatch in ${e.p}: the snapshot is damaged`);
+        }
+        await fh.write(data, 0, data.length, i * CHUNK_SIZE);
+        bytes += data.length;
+      };
+      writes.push((await chunkSlots.start(write)).done);
+    }
+    const done = Promise.all(writes)
+      .then(() => fh.chmod(e.m))
+      .then(() => fh.utimes(new Date(), new Date(e.mt)))
+      .finally(() => fh.close())
+      .then(() => void files++)
+      .catch((err: Error) => void (failure ??= err))
+      .finally(() => fileSlots.give());
+    finishing.push(done);
   }
+  await Promise.all(finishing);
+  if (failure) throw failure;
   // Links last, so no file above was written through a link the snapshot made; directory times last of all.
   for (const e of links) {
     const path = safeJoin(root, e.p);
@@ -364,7 +487,8 @@ async function main(mode: string): Promise<void> {
 const mode = process.env.CLAUDE_VM_SNAPSHOT_AGENT;
 if (mode) {
   main(mode).then(
-    () => process.stdout.end(),
+    // Exit once the output is flushed, whatever stdin is doing.
+    () => process.stdout.end(() => process.exit(0)),
     (e: Error) => {
       process.stderr.write(`claude-vm snapshot: ${e.message}\n`);
       process.exit(3);

@@ -122,11 +122,18 @@ export function demux(source: Readable, stdout: Writable, stderr: Writable): Pro
   let pending: Buffer = Buffer.alloc(0);
   source.on('data', (chunk: Buffer) => {
     pending = pending.length ? Buffer.concat([pending, chunk]) : chunk;
+    let full: Writable | undefined;
     while (pending.length >= 8) {
       const len = pending.readUInt32BE(4);
       if (pending.length < 8 + len) break;
-      (pending[0] === 2 ? stderr : stdout).write(pending.subarray(8, 8 + len));
+      const target = pending[0] === 2 ? stderr : stdout;
+      if (!target.write(pending.subarray(8, 8 + len))) full = target;
       pending = pending.subarray(8 + len);
+    }
+    // A slow reader (a snapshot being stored) slows the command down instead of filling this process's memory.
+    if (full) {
+      source.pause();
+      full.once('drain', () => source.resume());
     }
   });
   return new Promise((resolve, reject) => {
