@@ -233,6 +233,65 @@ test('export to a tar, import into another server; move a workspace to another p
   }
 });
 
+test('a volume lost without a down: restored from an older snapshot, the conversation log is made whole and goes on', { timeout: 5 * 60_000 }, async () => {
+  const s = await serverWith([]);
+  const { cli } = s;
+  try {
+    await cli.ok(['provider', 'add', 'hostnet', '--type', 'docker', '--option', 'network=host', '--option', `control-plane-url=${s.server.url}`]);
+    await cli.ok(['agent', 'set', 'claude', '--base-url', model.url, '--secret', `ANTHROPIC_API_KEY=${SECRET}`]);
+    const ws = JSON.parse((await cli.ok(['workspace', 'up', makeGitRepo('app'), '--provider', 'hostnet', '--image', IMAGE, '--json'])).stdout) as WorkspaceInfo;
+    model.enqueue({ text: 'one' });
+    const conv = (await cli.ok(['new-chat', ws.id, '-m', 'first'])).stdout.trim();
+    await turns(cli, conv, 1);
+    await cli.ok(['workspace', 'snapshot', ws.id]);
+    model.enqueue({ text: 'two' });
+    await cli.ok(['send', conv, 'second']);
+    const before = await turns(cli, conv, 2);
+
+    // The container and its volume vanish (a host lost, say): no down, no last snapshot.
+    docker('rm', '-f', `claude-vm-${ws.id}`);
+    assert.equal(docker('volume', 'rm', `claude-vm-${ws.id}`).code, 0);
+    const up = await cli.ok(['workspace', 'up', ws.id]);
+    assert.match(up.stderr, /Restoring conversations: \d+ events newer than the snapshot/);
+
+    model.enqueue({ text: 'three' });
+    await cli.ok(['send', conv, 'third']);
+    const after = await turns(cli, conv, 3);
+    assert.deepEqual(after.slice(0, before.length), before, 'what was shown before is unchanged');
+    assert.deepEqual(after.map((e) => e.seq), after.map((_, i) => i + 1), 'no gap, no duplicate');
+    assert.equal((after.filter((e) => e.type === 'assistant.text').at(-1)!.data as { text: string }).text, 'three');
+    const log = (await sh(cli, ws.id, `cat /workspace/.claude-vm/conversations/${conv}/events.jsonl`)).split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AnyEvent).seq);
+    assert.deepEqual(log, after.map((e) => e.seq), "the workspace's own log holds the same events");
+    await cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+  } finally {
+    await killHard(s.server);
+  }
+});
+
+test('a running workspace is snapshotted every --snapshot-interval, only what changed each time', { timeout: 5 * 60_000 }, async () => {
+  const s = await serverWith(['--snapshot-interval', '2s', '--policy-interval', '1s']);
+  try {
+    const ws = JSON.parse((await s.cli.ok(['workspace', 'up', makeGitRepo('app'), '--image', IMAGE, '--json'])).stdout) as WorkspaceInfo;
+    const periodic = async (n: number) => {
+      const end = Date.now() + 60_000;
+      for (;;) {
+        const list = (await s.cli.json<SnapshotInfo[]>(['workspace', 'snapshots', ws.id])).filter((x) => x.reason === 'periodic');
+        if (list.length >= n) return list;
+        if (Date.now() > end) throw new Error(`only ${list.length} periodic snapshots after a minute`);
+        await new Promise((r) => setTimeout(r, 500));
+      }
+    };
+    const [first] = await periodic(1);
+    await sh(s.cli, ws.id, 'head -c 500000 /dev/urandom > new.bin');
+    const later = (await periodic(3)).filter((x) => x.createdAt > first!.createdAt);
+    assert.ok(later.some((x) => x.newBytes >= 500_000), 'a later one holds the new file');
+    assert.ok(later.filter((x) => x.newBytes < 500_000).every((x) => x.storedBytes < 100_000), 'the others store next to nothing');
+    await s.cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+  } finally {
+    await killHard(s.server);
+  }
+});
+
 /** Every object the store holds (the filesystem store's directory, or the bucket). */
 async function storeObjects(home: string, store: string): Promise<Array<{ key: string; body: Buffer }>> {
   if (store === 'filesystem') {

@@ -17,6 +17,7 @@ import { SnapshotService, snapshotTarget } from '../core/snapshots.js';
 import type { SnapshotStore } from '../snapshots/engine.js';
 import { RESTORING_MARKER } from '../snapshots/agent.js';
 import { run } from '../core/run-in-workspace.js';
+import { restoreStoredEvents } from './restore-events.js';
 import type { Principal } from '../core/principal.js';
 import type { ControlPlaneEndpoints } from '../providers/provider.js';
 import { EventHub } from './event-hub.js';
@@ -168,6 +169,8 @@ export class ControlPlane {
         if (probe.output.includes('has-data')) return 'has-data';
         progress({ step: 'Restoring', detail: `snapshot ${latest.id} (${(latest.bytes / 1e6).toFixed(1)} MB)` });
         await snapshots.restore(t, latest.id, progress);
+        const backfilled = await restoreStoredEvents(t, this.events);
+        if (backfilled) progress({ step: 'Restoring conversations', detail: `${backfilled} events newer than the snapshot, from the control plane` });
         return 'restored';
       },
       purgeSnapshots: (id) => snapshots.purge(id),
