@@ -191,7 +191,7 @@ test('kill -9 of the server mid-upload leaves the previous snapshot usable; a da
   }
 });
 
-test('export to a tar, import into another server; move a workspace to another provider', { timeout: 10 * 60_000 }, async () => {
+test('export to a tar, import into another server; move a workspace from Docker to the local provider', { timeout: 10 * 60_000 }, async () => {
   const a = await serverWith([]);
   const b = await serverWith([]);
   try {
@@ -218,15 +218,18 @@ test('export to a tar, import into another server; move a workspace to another p
     assert.equal((await b.cli.json<WorkspaceInfo[]>(['workspace', 'list'])).length, 1);
     await b.cli.ok(['workspace', 'delete', imported.id, '--purge', '-y']);
 
-    // Move: the workspace goes to another provider through its snapshot; the old container and volume go.
-    await a.cli.ok(['provider', 'add', 'second', '--type', 'docker']);
-    const moved = await a.cli.ok(['workspace', 'up', ws.id, '--provider', 'second']);
+    // Move: the workspace goes to another provider (here the local one) through its snapshot; once it is
+    // restored there, the old container and volume go.
+    await a.cli.ok(['provider', 'add', 'here', '--type', 'local']);
+    const moved = await a.cli.ok(['workspace', 'up', ws.id, '--provider', 'here']);
     assert.match(moved.stdout, /Started workspace/);
     const after = await a.cli.json<WorkspaceInfo>(['workspace', 'show', ws.id]);
-    assert.equal(after.provider, 'second');
+    assert.equal(after.provider, 'here');
+    assert.ok(after.projectDir.startsWith(a.home), after.projectDir);
     assert.equal(await sh(a.cli, ws.id, 'cat e.txt'), 'exported\n');
-    await a.cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
+    assert.match(await sh(a.cli, ws.id, 'git log --oneline'), /to take along/);
     assert.deepEqual(dockerResources(ws.id), { containers: [], volumes: [] });
+    await a.cli.ok(['workspace', 'delete', ws.id, '--purge', '-y']);
   } finally {
     await killHard(a.server);
     await killHard(b.server);
