@@ -73,7 +73,7 @@ for (const store of ['filesystem', 's3 (encrypted)'] as const) {
       await turns(cli, conv, 1);
       await sh(cli, ws.id, `echo v1 > notes.txt && ${git('add notes.txt')} && ${git('commit -qm "unpushed work"')}`);
       // Sizes on both sides of the agent's paths: inline (< 64 KiB), one chunk on the thread pool, several chunks.
-      await sh(cli, ws.id, 'head -c 3000000 /dev/urandom > data.bin && head -c 200000 /dev/urandom > mid.bin && mkdir -p node_modules/big && echo skip > node_modules/big/x.js');
+      await sh(cli, ws.id, 'head -c 3000000 /dev/urandom > data.bin && head -c 200000 /dev/urandom > mid.bin && ln mid.bin mid-link.bin && ln -s data.bin data-link && mkdir -p node_modules/big && echo skip > node_modules/big/x.js');
       const dataSum = await sh(cli, ws.id, 'sha256sum data.bin mid.bin');
       const statusBefore = await sh(cli, ws.id, 'git status --short');
       assert.match(statusBefore, /M README.md/);
@@ -90,6 +90,7 @@ for (const store of ['filesystem', 's3 (encrypted)'] as const) {
       assert.match(up.stderr, /Restored .* from its latest snapshot/);
       assert.equal(await sh(cli, ws.id, 'cat README.md'), '# demo, edited by the agent\n');
       assert.equal(await sh(cli, ws.id, 'sha256sum data.bin mid.bin'), dataSum);
+      assert.equal(await sh(cli, ws.id, 'stat -c %h mid-link.bin; readlink data-link'), '2\ndata.bin\n', 'hard and symbolic links come back as links');
       assert.match(await sh(cli, ws.id, 'git log --oneline'), /unpushed work/);
       assert.equal(await sh(cli, ws.id, 'git status --short'), statusBefore);
       assert.equal(await sh(cli, ws.id, 'cat untracked.txt'), 'not in git\n');

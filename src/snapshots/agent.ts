@@ -21,14 +21,14 @@ export const CODEC = { raw: 0, brotli: 1 } as const;
 /** One path in a snapshot, relative to the workspace root. Short keys: a manifest can list 100,000 of them. */
 export interface FileEntry {
   p: string;
-  /** file, directory or symbolic link */
-  t: 'f' | 'd' | 'l';
+  /** file, directory, symbolic link, or hard link to an earlier entry */
+  t: 'f' | 'd' | 'l' | 'h';
   m: number;
   mt: number;
   s: number;
   /** The file's chunk hashes, in order. */
   c?: string[];
-  /** A link's target. */
+  /** A symbolic link's target, or the path of the file a hard link shares its data with. */
   l?: string;
   /** Inode, with size and mtime the test for "unchanged since the previous snapshot". */
   i?: number;
@@ -138,7 +138,9 @@ const compress = promisify(brotliCompress);
 const decompress = promisify(brotliDecompress);
 /** Below this, (de)compression runs inline: cheaper than a trip to the thread pool. */
 const SMALL = 64 << 10;
-const brotliFor = (size: number) => ({ params: { [zlib.BROTLI_PARAM_QUALITY]: 1, [zlib.BROTLI_PARAM_SIZE_HINT]: size } });
+const brotliFor = (size: number) => ({ chunkSize: Math.max(16 << 10, size), params: { [zlib.BROTLI_PARAM_QUALITY]: 1, [zlib.BROTLI_PARAM_SIZE_HINT]: size } });
+/** Output buffers of a whole chunk: one trip back from the thread pool per chunk, not one per 16 KiB. */
+const UNPACK = { chunkSize: CHUNK_SIZE };
 /** Already-compressed data (images, archives, git packs) is stored as it is. */
 const pack = (raw: Buffer, packed: Buffer): [number, Buffer] => (packed.length < raw.length * 0.95 ? [CODEC.brotli, packed] : [CODEC.raw, raw]);
 
@@ -305,6 +307,7 @@ export async function createSnapshot(h: CreateHeader, out: Writable): Promise<Sn
   };
 
   const inFlight = new Set<Promise<void>>();
+  const linked = new Map<string, string>();
   const walk = async (dirRel: string): Promise<void> => {
     let names: string[];
     try {
@@ -325,6 +328,14 @@ export async function createSnapshot(h: CreateHeader, out: Writable): Promise<Sn
         const target = await fs.readlink(posix.join(h.root, rel));
         await w.write(FRAME.file, JSON.stringify({ p: rel, t: 'l', m: 0o777, mt: st.mtimeMs, s: 0, l: target } satisfies FileEntry));
       } else if (st.isFile()) {
+        // A file with several names is stored once; its other names come back as hard links (as tar does).
+        const inode = `${st.dev}:${st.ino}`;
+        const first = st.nlink > 1 ? linked.get(inode) : undefined;
+        if (first !== undefined) {
+          await w.write(FRAME.file, JSON.stringify({ p: rel, t: 'h', m: st.mode & 0o7777, mt: st.mtimeMs, s: 0, l: first } satisfies FileEntry));
+          continue;
+        }
+        if (st.nlink > 1) linked.set(inode, rel);
         const job = reading(() => snapshotFile(rel, st))
           .then((entry) => entry && w.write(FRAME.file, JSON.stringify(entry)))
           .catch((e: NodeJS.ErrnoException) => (e.code === 'ENOENT' ? undefined : warn(rel, e.message)))
@@ -406,7 +417,7 @@ export async function restoreSnapshot(input: Readable, out: Writable): Promise<{
       dirs.push(e);
       continue;
     }
-    if (e.t === 'l') {
+    if (e.t === 'l' || e.t === 'h') {
       links.push(e);
       continue;
     }
@@ -435,7 +446,7 @@ export async function restoreSnapshot(input: Readable, out: Writable): Promise<{
     for (const [i, expected] of (e.c ?? []).entries()) {
       const c = parseChunk((await next()).payload);
       const write = async () => {
-        const data = c.codec === CODEC.brotli ? await decompress(c.data) : c.data;
+        const data = c.codec === CODEC.brotli ? await decompress(c.data, UNPACK) : c.data;
         if (c.hash !== expected || createHash('sha256').update(data).digest('hex') !== expected) {
           throw new Error(`checksum mismatch in ${e.p}: the snapshot is damaged`);
         }
@@ -459,7 +470,9 @@ export async function restoreSnapshot(input: Readable, out: Writable): Promise<{
   for (const e of links) {
     const path = safeJoin(root, e.p);
     await fs.rm(path, { force: true, recursive: false }).catch(() => undefined);
-    await fs.symlink(e.l!, path);
+    // A hard link whose first name could not be read (and so was skipped) has nothing to point at.
+    if (e.t === 'h') await fs.link(safeJoin(root, e.l!), path).catch(() => undefined);
+    else await fs.symlink(e.l!, path);
   }
   for (const e of dirs.reverse()) {
     const path = safeJoin(root, e.p);

@@ -12,7 +12,7 @@ import { PassThrough } from 'node:stream';
 import { UserError } from '../protocol/errors.js';
 import type { ProgressFn, SnapshotInfo, SnapshotReason } from '../protocol/types.js';
 import type { Provider, ResourceRefs } from '../providers/provider.js';
-import { FRAME, chunkPayload, frame, parseChunk, readFrames, type CreateHeader, type FileEntry, type SnapshotTotals } from './agent.js';
+import { FRAME, frame, parseChunk, readFrames, type CreateHeader, type FileEntry, type SnapshotTotals } from './agent.js';
 import type { ObjectStore } from './store.js';
 
 const PACK_SIZE = 16 << 20;
@@ -169,9 +169,12 @@ export class SnapshotStore {
     let exited: number | undefined;
     void agent.exit.then((code) => (exited = code));
     const failed = (code: number) => new UserError('wrong_state', `Restoring snapshot ${id} failed inside the workspace: ${agent.errors().trim() || `exit ${code}`}.`);
-    const send = async (type: number, payload: Buffer | string) => {
-      // The agent stops reading when it finds a damaged chunk: its exit, not a drain, ends the wait then.
-      for (const part of frame(type, payload)) if (!agent.stdin.write(part)) await Promise.race([new Promise((r) => agent.stdin.once('drain', r)), agent.exit]);
+    const send = async (type: number, ...payload: Buffer[]) => {
+      // The frame goes out in pieces (a chunk's bytes are never copied out of their pack here). The agent stops
+      // reading when it finds a damaged chunk: its exit, not a drain, ends the wait then.
+      let full = false;
+      for (const part of frameParts(type, payload)) full = !agent.stdin.write(part) || full;
+      if (full) await Promise.race([new Promise((r) => agent.stdin.once('drain', r)), agent.exit]);
       if (exited !== undefined) throw failed(exited);
     };
     let out = '';
@@ -179,14 +182,14 @@ export class SnapshotStore {
     let sent = 0;
     let lastReport = 0;
     try {
-      await send(FRAME.header, JSON.stringify({ root }));
+      await send(FRAME.header, Buffer.from(JSON.stringify({ root })));
       for (const e of m.entries) {
-        await send(FRAME.file, JSON.stringify(e));
+        await send(FRAME.file, Buffer.from(JSON.stringify(e)));
         for (const h of e.c ?? []) {
           const at = m.chunks[h];
           if (!at) throw new UserError('wrong_state', `Snapshot ${id} is damaged: it lists no place for a chunk of ${e.p}.`);
           const pack = await packs.get(at[0]);
-          await send(FRAME.chunk, chunkPayload(h, at[3], pack.subarray(at[1], at[1] + at[2])));
+          await send(FRAME.chunk, chunkHead(h, at[3]), pack.subarray(at[1], at[1] + at[2]));
         }
         sent += e.t === 'f' ? e.s : 0;
         if (Date.now() - lastReport > 500) {
@@ -194,7 +197,7 @@ export class SnapshotStore {
           progress({ step: 'Restoring', detail: `${mb(sent)} of ${mb(m.info.bytes)}` });
         }
       }
-      await send(FRAME.end, '');
+      await send(FRAME.end);
       agent.stdin.end();
     } catch (e) {
       agent.kill();
@@ -258,7 +261,7 @@ export class SnapshotStore {
   }
 
   private async runAgent(t: Omit<SnapshotTarget, 'meta'>, mode: 'create' | 'restore') {
-    const stdin = new PassThrough();
+    const stdin = new PassThrough({ highWaterMark: 4 << 20 }); // a few chunks in flight towards the agent
     const stdout = new PassThrough({ highWaterMark: 1 << 20 });
     let errors = '';
     const stderr = new PassThrough();
@@ -368,6 +371,22 @@ class PackReader {
     }
     return p;
   }
+}
+
+/** A frame's header followed by its payload's pieces, uncopied. */
+function frameParts(type: number, payload: Buffer[]): Buffer[] {
+  const head = Buffer.allocUnsafe(5);
+  head[0] = type;
+  head.writeUInt32BE(payload.reduce((n, b) => n + b.length, 0), 1);
+  return [head, ...payload];
+}
+
+/** What precedes a chunk's bytes in its frame: the hash and the codec (see the agent's chunkPayload). */
+function chunkHead(hash: string, codec: number): Buffer {
+  const head = Buffer.allocUnsafe(33);
+  head.write(hash, 0, 32, 'hex');
+  head[32] = codec;
+  return head;
 }
 
 function snapshotId(): string {
