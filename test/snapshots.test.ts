@@ -311,6 +311,7 @@ async function storeObjects(home: string, store: string): Promise<Array<{ key: s
     walk(root, '');
     return out;
   }
+  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED = 'true';
   const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' } });
   const list = await client.send(new ListObjectsV2Command({ Bucket: s3.bucket }));
   return Promise.all((list.Contents ?? []).map(async (o) => ({ key: o.Key!, body: Buffer.from(await (await client.send(new GetObjectCommand({ Bucket: s3.bucket, Key: o.Key! }))).Body!.transformToByteArray()) })));

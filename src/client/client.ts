@@ -80,6 +80,10 @@ export interface ApprovalInfo {
   conversationId: string;
   workspaceId: string;
   requestedAt: string;
+  /** The rule that asks. */
+  reason?: string;
+  /** When it is refused if nobody answers. */
+  expiresAt?: string;
 }
 
 export interface ClaudeVmClient {

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import type { AgentName, ConversationInfo, ConversationState, QueuedMessage } from '../protocol/events.js';
 import { EventLog } from './event-log.js';
 import { scrubSecrets, secretValues } from './scrub.js';
+import { classify } from './gate.js';
 import type { AgentDefinition, AgentDriver } from './agents/driver.js';
 
 interface Meta {
@@ -33,6 +34,8 @@ export interface ConversationDeps {
   /** Where secrets for this conversation's agent are kept outside the volume (survives daemon restarts only). */
   secretFile: string;
   agent: AgentDefinition;
+  /** How long an approval request waits for the user before it is refused. */
+  approvalTimeoutMs?: number;
 }
 
 export class Conversation {
@@ -42,6 +45,8 @@ export class Conversation {
   /** A driver whose settings are outdated, finishing its turn before it is stopped. */
   private retiring: AgentDriver | undefined;
   private env: Record<string, string> = {};
+  /** Approval requests waiting for the user, by id. */
+  private readonly pending = new Map<string, { decide: (allow: boolean, by: string) => void }>();
 
   private constructor(
     private readonly deps: ConversationDeps,
@@ -114,6 +119,47 @@ export class Conversation {
     this.meta.queue.splice(i, 1);
     this.save();
     this.log.append('message.cancelled', { queueId });
+    return true;
+  }
+
+  /**
+   * The approval gate for one tool call. Allowed calls pass silently; blocked ones are refused with the rule's
+   * reason; risky ones become an approval request that the user decides (from the CLI, the web UI or a
+   * notification) before `deps.approvalTimeoutMs` runs out, which refuses.
+   */
+  async gate(tool: string, input: unknown): Promise<{ allow: true } | { allow: false; reason: string }> {
+    const command = tool === 'Bash' && typeof (input as { command?: unknown })?.command === 'string' ? (input as { command: string }).command : undefined;
+    if (command === undefined) return { allow: true };
+    const verdict = classify(command);
+    if (verdict.action === 'allow') return { allow: true };
+    if (verdict.action === 'block') return { allow: false, reason: `Blocked by the workspace's rules: ${verdict.reason}.` };
+    const approvalId = `apr_${randomBytes(5).toString('hex')}`;
+    const timeoutMs = this.deps.approvalTimeoutMs ?? 15 * 60_000;
+    this.log.append('approval.requested', { approvalId, tool, input: scrubSecrets(input, secretValues(this.env)), reason: verdict.reason, expiresAt: new Date(Date.now() + timeoutMs).toISOString() });
+    this.meta.state = 'waiting-approval';
+    this.save();
+    const allow = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => decide(false, 'timeout'), timeoutMs);
+      const decide = (ok: boolean, by: string) => {
+        clearTimeout(timer);
+        this.pending.delete(approvalId);
+        this.log.append('approval.decided', { approvalId, decision: ok ? 'allow' : 'deny', by });
+        resolve(ok);
+      };
+      this.pending.set(approvalId, { decide });
+    });
+    if (this.meta.state === 'waiting-approval') {
+      this.meta.state = 'working';
+      this.save();
+    }
+    return allow ? { allow: true } : { allow: false, reason: `The user did not approve this command (${verdict.reason}). Do not try to run it another way; ask them.` };
+  }
+
+  /** The user's answer to an approval request; false when it is not (or no longer) waiting. */
+  decide(approvalId: string, decision: 'allow' | 'deny', by: string): boolean {
+    const p = this.pending.get(approvalId);
+    if (!p) return false;
+    p.decide(decision === 'allow', by);
     return true;
   }
 
@@ -201,8 +247,10 @@ export class Conversation {
         exited: (code, signal) => {
           // Only the current driver's exit matters for what runs next; a retired one was stopped on purpose.
           if (this.driver === driver) this.driver = undefined;
+          for (const p of this.pending.values()) p.decide(false, 'the agent exited');
           this.log.append('agent.exited', { code, signal });
         },
+        gate: (tool, input) => this.gate(tool, input),
       },
     );
     return driver;

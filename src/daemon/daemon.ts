@@ -38,6 +38,8 @@ const ERROR_CODES = new Set(['not_found', 'forbidden', 'wrong_state', 'invalid_a
 
 /** Methods that hold something for as long as the local connection lives, or stream on it. */
 const LOCAL_ONLY = new Set(['conversation.tui', 'events.read']);
+/** Decisions that belong to the user, through the control plane: the agent (same uid, same socket) cannot approve itself. */
+const REMOTE_ONLY = new Set(['approval.decide']);
 
 export class Daemon {
   private readonly conversations = new Map<string, Conversation>();
@@ -110,6 +112,10 @@ export class Daemon {
           continue;
         }
         const send = (msg: object) => socket.writable && socket.write(JSON.stringify({ id: req.id, ...msg }) + '\n');
+        if (REMOTE_ONLY.has(req.method)) {
+          send({ error: { message: `${req.method} is only accepted from the control plane.`, code: 'forbidden' } });
+          continue;
+        }
         this.handle(req, send, unsubscribers).catch((e: Error) => send({ error: { message: e.message } }));
       }
     });
@@ -165,6 +171,13 @@ export class Daemon {
       }
       case 'conversation.interrupt':
         return send({ result: { interrupted: await this.get(p).interrupt() } });
+      case 'approval.decide': {
+        const decision = p.decision === 'allow' ? 'allow' : 'deny';
+        if (!this.get(p).decide(String(p.approvalId ?? ''), decision, String(p.by ?? 'someone'))) {
+          throw Object.assign(new RpcError(`Approval request ${String(p.approvalId)} is not waiting any more (decided, timed out, or its agent stopped).`), { code: 'not_found' });
+        }
+        return send({ result: { approvalId: p.approvalId, decision } });
+      }
       case 'conversation.tui': {
         // Held for as long as this connection lives: the TUI wrapper keeps it open until the TUI exits.
         const c = this.get(p);
@@ -215,6 +228,7 @@ export class Daemon {
       projectDir: this.opts.projectDir,
       secretFile: join(this.opts.secretDir, `${id}.json`),
       agent: def,
+      approvalTimeoutMs: Number(process.env.CLAUDE_VM_APPROVAL_TIMEOUT ?? 900) * 1000,
     };
   }
 }

@@ -22,7 +22,8 @@ export interface EventPayloads {
   'assistant.text': { text: string };
   'tool.called': { toolUseId: string; name: string; input: unknown };
   'tool.result': { toolUseId: string; output: string; isError: boolean };
-  'approval.requested': { approvalId: string; tool: string; input: unknown };
+  /** `reason`: the rule that asks; `expiresAt`: when an unanswered request is refused. */
+  'approval.requested': { approvalId: string; tool: string; input: unknown; reason?: string; expiresAt?: string };
   'approval.decided': { approvalId: string; decision: 'allow' | 'deny'; by: string };
   'turn.completed': { result: string; isError: boolean; costUsd: number | null; inputTokens: number; outputTokens: number; durationMs: number | null };
   'turn.interrupted': { reason: string };

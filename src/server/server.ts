@@ -5,7 +5,7 @@
  */
 import { createServer, type Server } from 'node:http';
 import { connect } from 'node:net';
-import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { userInfo } from 'node:os';
 import { getRequestListener } from '@hono/node-server';
@@ -112,7 +112,9 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const policies = new PolicyRunner(cp);
   policies.start();
   const file: ServerFile = { url, pid: process.pid, socket: socketPath, instance: cp.instanceId };
-  writeFileSync(serverFilePath(o.home), JSON.stringify(file) + '\n', { mode: 0o600 });
+  // Atomically: a CLI (or a test) polling for it must never read half of it.
+  writeFileSync(`${serverFilePath(o.home)}.tmp`, JSON.stringify(file) + '\n', { mode: 0o600 });
+  renameSync(`${serverFilePath(o.home)}.tmp`, serverFilePath(o.home));
 
   const close = async () => {
     policies.stop();

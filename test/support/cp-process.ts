@@ -35,7 +35,7 @@ export async function startServerProcess(home: string, opts: { port: number; arg
   for (let i = 0; ; i++) {
     if (child.exitCode !== null) throw new Error(`claude-vm server exited ${child.exitCode}:\n${out}`);
     const file = join(home, 'server.json');
-    if (existsSync(file) && (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid === child.pid) {
+    if (pidIn(file) === child.pid) {
       // A server that accepts the connection but never answers must not stall the test: every probe has a deadline.
       const ok = await fetch(`${url}/api/v1/health`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
       if (ok) break;
@@ -47,6 +47,15 @@ export async function startServerProcess(home: string, opts: { port: number; arg
     await new Promise((r) => setTimeout(r, 100));
   }
   return { url, port: opts.port, child, adminToken: readFileSync(join(home, 'token'), 'utf8').trim(), log: () => out };
+}
+
+/** The pid a server.json names; undefined while it does not exist (or, from an older server, is half-written). */
+function pidIn(file: string): number | undefined {
+  try {
+    return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as { pid: number }).pid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function killHard(p: ServerProcess): Promise<void> {

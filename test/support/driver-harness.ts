@@ -42,6 +42,10 @@ export class Recorder implements DriverEvents {
   exited(code: number | null, signal: string | null): void {
     this.calls.push({ kind: 'exited', code, signal });
   }
+  /** These drivers run their agents in full-auto modes that do not ask; the gate is tested with Claude Code. */
+  async gate(): Promise<{ allow: true }> {
+    return { allow: true };
+  }
   events(type?: EventType): Array<{ type: EventType; data: any }> {
     return this.calls.flatMap((c) => (c.kind === 'emit' && (!type || c.type === type) ? [c] : []));
   }

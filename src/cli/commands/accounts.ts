@@ -136,7 +136,14 @@ export function accountCommands(program: Command, ctx: Context): void {
       const list = await ctx.client().approvals.list();
       if (o.json) return printJson(list);
       if (!list.length) return void process.stdout.write('No approvals waiting.\n');
-      process.stdout.write(table(['ID', 'CONVERSATION', 'TOOL', 'INPUT', 'ASKED'], list.map((a) => [a.approvalId, a.conversationId, a.tool, JSON.stringify(a.input).slice(0, 80), ago(a.requestedAt) + ' ago'])));
+      const shown = (a: (typeof list)[number]) => {
+        const command = (a.input as { command?: unknown } | null)?.command;
+        return typeof command === 'string' ? command : JSON.stringify(a.input);
+      };
+      process.stdout.write(table(['ID', 'CONVERSATION', 'TOOL', 'COMMAND', 'WHY', 'ASKED', 'REFUSED IN'], list.map((a) => [
+        a.approvalId, a.conversationId, a.tool, shown(a).slice(0, 80), a.reason ?? '-', ago(a.requestedAt) + ' ago',
+        a.expiresAt ? `${Math.max(0, Math.round((Date.parse(a.expiresAt) - Date.now()) / 1000))}s` : '-',
+      ])));
     });
   for (const decision of ['approve', 'deny'] as const) {
     program

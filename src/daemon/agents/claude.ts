@@ -31,7 +31,12 @@ interface StreamMessage {
   usage?: { input_tokens?: number; output_tokens?: number; cache_read_input_tokens?: number; cache_creation_input_tokens?: number };
   errors?: string[];
   response?: { request_id?: string };
+  request_id?: string;
+  request?: { subtype?: string; callback_id?: string; input?: { tool_name?: string; tool_input?: unknown } };
 }
+
+/** Seconds Claude Code waits on the gate's answer; the conversation's own timeout (which refuses) is shorter. */
+const GATE_HOOK_TIMEOUT_S = 3600;
 
 class ClaudeDriver implements AgentDriver {
   private proc: ChildProcessWithoutNullStreams | undefined;
@@ -82,6 +87,13 @@ class ClaudeDriver implements AgentDriver {
       stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.proc = proc;
+    // The approval gate sits in front of every shell command, through the control protocol: a PreToolUse hook that
+    // Claude Code calls back on this very stream, so nothing on the volume (where the agent writes) takes part.
+    proc.stdin.write(JSON.stringify({
+      type: 'control_request',
+      request_id: `cvm_init_${++this.requestSeq}`,
+      request: { subtype: 'initialize', hooks: { PreToolUse: [{ matcher: 'Bash', hookCallbackIds: ['cvm_gate'], timeout: GATE_HOOK_TIMEOUT_S }] } },
+    }) + '\n');
     this.events.emit('agent.started', { pid: proc.pid ?? -1, resumed: !!this.sessionId });
     createInterface({ input: proc.stdout }).on('line', (line) => this.onLine(line));
     let stderrTail = '';
@@ -116,6 +128,9 @@ class ClaudeDriver implements AgentDriver {
       this.events.emit('session.started', { sessionId: m.session_id, model: m.model ?? null });
     }
     switch (m.type) {
+      case 'control_request':
+        if (m.request?.subtype === 'hook_callback' && m.request_id) void this.answerGate(m.request_id, m.request.input ?? {});
+        break;
       case 'assistant':
         for (const b of blocks(m)) {
           if (b.type === 'text' && b.text) this.events.emit('assistant.text', { text: b.text });
@@ -131,6 +146,14 @@ class ClaudeDriver implements AgentDriver {
         this.endTurn(m);
         break;
     }
+  }
+
+  private async answerGate(requestId: string, input: { tool_name?: string; tool_input?: unknown }): Promise<void> {
+    const verdict = await this.events.gate(input.tool_name ?? '?', input.tool_input ?? {}).catch((e: Error) => ({ allow: false as const, reason: `the approval gate failed: ${e.message}` }));
+    const output = verdict.allow
+      ? { hookSpecificOutput: { hookEventName: 'PreToolUse', permissionDecision: 'allow', permissionDecisionReason: 'claude-vm approval gate' } }
+      : { decision: 'block', reason: verdict.reason, hookSpecificOutput: { hookEventName: 'PreToolUse', permissionDecision: 'deny', permissionDecisionReason: verdict.reason } };
+    this.proc?.stdin.write(JSON.stringify({ type: 'control_response', response: { subtype: 'success', request_id: requestId, response: output } }) + '\n');
   }
 
   private endTurn(m: StreamMessage): void {

@@ -25,6 +25,11 @@ export interface DriverEvents {
   turnEnded(): void;
   /** The agent process ended; a long-lived driver is restarted (resuming its session) on the next message. */
   exited(code: number | null, signal: string | null): void;
+  /**
+   * The approval gate: may the agent run this tool call? Blocked calls are refused at once, risky ones wait for the
+   * user's decision (or a timeout, which refuses). `reason` is told to the agent when refused.
+   */
+  gate(tool: string, input: unknown): Promise<{ allow: true } | { allow: false; reason: string }>;
 }
 
 export interface AgentDriver {
