@@ -17,6 +17,9 @@ export interface Approval {
   conversationId: string;
   workspaceId: string;
   requestedAt: string;
+  /** The rule that asks, and when an unanswered request is refused. */
+  reason?: string;
+  expiresAt?: string;
 }
 
 export interface AppNotification {

@@ -31,6 +31,12 @@ export function Approvals() {
                   </span>
                 </div>
                 <ToolInput name={a.tool} input={a.input} />
+                {(a.reason || a.expiresAt) && (
+                  <p class="muted small">
+                    {a.reason ? `Why: ${a.reason}. ` : ''}
+                    {a.expiresAt ? `Refused automatically at ${new Date(a.expiresAt).toLocaleTimeString()} unless you decide.` : ''}
+                  </p>
+                )}
                 <ApprovalButtons id={a.approvalId} onDone={() => setState((s) => ({ approvals: s.approvals.filter((x) => x.approvalId !== a.approvalId) }))} />
               </li>
             );
