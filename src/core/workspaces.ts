@@ -215,7 +215,8 @@ export class WorkspaceService {
 
   /**
    * Moves a workspace to another provider through its snapshot: stop (which snapshots), create on the new provider,
-   * restore, and only then let go of the old resources. Until the restore has succeeded the old ones are untouched.
+   * restore, and only then let go of the old data. Until the restore has succeeded the old volume is untouched (its
+   * container goes first), so a failed move leaves a workspace that `up` recreates where it was.
    */
   private async move(w: WorkspaceRow, to: string, progress: ProgressFn): Promise<UpResult> {
     if (!this.hooks.restore) throw new UserError('wrong_state', `Workspace ${w.id} lives on provider "${w.provider}", and moving it needs snapshots, which this server has switched off.`);
@@ -231,6 +232,8 @@ export class WorkspaceService {
     const refs = await provider.create({ id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id), size: w.size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir }, progress);
     const projectDir = posix.join(provider.workspaceRoot(refs), w.project.name);
     const t = { provider, refs, workspaceId: w.id, projectDir, ownerId: w.ownerId ?? this.principal.userId };
+    // Both providers on one engine name the volume alike: then it is the same volume, and never purged here.
+    const shared = Object.values(refs).some((v) => Object.values(w.resources).includes(v));
     try {
       await provider.start(refs, progress);
       // 'has-data': both providers use one engine, and the kept volume came along by name.
@@ -238,12 +241,11 @@ export class WorkspaceService {
         throw new UserError('wrong_state', `Workspace ${w.id} has no snapshot to move.`, `Take one with \`claude-vm workspace snapshot ${w.id}\` on its provider first.`);
       }
     } catch (e) {
-      await provider.delete(refs, { purge: true }).catch(() => undefined);
+      await provider.delete(refs, { purge: !shared }).catch(() => undefined);
       await this.store.updateWorkspace(w.id, { status: 'stopped', statusReason: `Move to ${to} failed: ${errorMessage(e)}` });
       throw e;
     }
     const notices: string[] = [];
-    const shared = Object.values(refs).some((v) => Object.values(w.resources).includes(v));
     if (!shared) await old.delete(w.resources, { purge: true }).catch((e) => notices.push(`The old ${w.provider} resources could not be removed: ${errorMessage(e)}`));
     await this.store.updateWorkspace(w.id, { provider: to, resources: refs, projectDir, status: 'running', statusReason: null, startedAt: new Date().toISOString(), lastActivityAt: new Date().toISOString() });
     notices.push(...(await this.connect(t, progress)));
