@@ -48,14 +48,20 @@ for (const backend of ['sqlite', 'postgres'] as const) {
     let followerErr = '';
     let container = '';
     const seen: AnyEvent[] = [];
+    let convId = '';
     const explain = () => {
       const daemonLog = container ? spawnSync('docker', ['exec', container, 'tail', '-n', '40', '/workspace/.claude-vm/daemon.log'], { encoding: 'utf8' }).stdout : '';
+      // Where the events stopped: in the workspace's own log, or on their way to the control plane.
+      const inLog = container && convId ? spawnSync('docker', ['exec', container, 'sh', '-c', `cut -c1-160 /workspace/.claude-vm/conversations/${convId}/events.jsonl | tail -n 8`], { encoding: 'utf8' }).stdout : '';
+      const stored = convId ? spawnSync(process.execPath, [BIN, 'logs', convId, '--json'], { encoding: 'utf8', env: { ...process.env, CLAUDE_VM_HOME: alice.home }, timeout: 20_000 }).stdout.split('\n').filter(Boolean).map((l) => `${(JSON.parse(l) as AnyEvent).seq}:${(JSON.parse(l) as AnyEvent).type}`).join(' ') : '';
       return [
         `follower: ${follower?.exitCode ?? 'running'}; stderr: ${followerErr.trim()}`,
         `seen: ${seen.map((e) => `${e.seq}:${e.type}`).join(' ')}`,
         `model requests: ${model.turnRequests.length}`,
         `server log:\n${tail(server.log())}`,
         `daemon log:\n${daemonLog}`,
+        `the conversation's log in the workspace (last lines):\n${inLog}`,
+        `stored by the control plane: ${stored}`,
       ].join('\n');
     };
     try {
@@ -79,6 +85,7 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       );
       const requestsBefore = model.turnRequests.length;
       const conv = (await alice.ok(['new-chat', ws.id, '-m', 'write a.txt, then run a command'])).stdout.trim();
+      convId = conv;
 
       follower = spawn(process.execPath, [BIN, 'logs', conv, '--follow', '--json'], { env: { ...process.env, CLAUDE_VM_HOME: alice.home }, stdio: ['ignore', 'pipe', 'pipe'] });
       follower.stderr!.on('data', (d: Buffer) => (followerErr += d));
