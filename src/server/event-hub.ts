@@ -117,13 +117,19 @@ export class EventHub implements EventFeed {
     // follower read the store again. Reads never overlap: one runs at a time, and a hint during it schedules another.
     let reading: Promise<void> | undefined;
     let again = false;
+    let retry: NodeJS.Timeout | undefined;
+    let closed = false;
     const refill = (): void => {
+      if (closed) return;
       if (reading) {
         again = true;
         return;
       }
+      clearTimeout(retry);
       reading = catchUp()
-        .catch(() => undefined)
+        // A read that failed (the database busy or restarting) is tried again: the events it missed may be the
+        // last of the turn, and no later event would come to wake this follower.
+        .catch(() => void (retry = setTimeout(refill, 1000)))
         .finally(() => {
           reading = undefined;
           if (again) {
@@ -143,6 +149,8 @@ export class EventHub implements EventFeed {
       if (opts.signal?.aborted) return resolve();
       opts.signal?.addEventListener('abort', () => resolve(), { once: true });
     });
+    closed = true;
+    clearTimeout(retry);
     unsubscribe();
   }
 }
