@@ -53,19 +53,25 @@ export interface SnapshotTotals {
 
 // --- frames: [type u8][length u32 BE][payload] ------------------------------------------------------------------
 
-export function frame(type: number, payload: Buffer | string): Buffer[] {
-  const body = typeof payload === 'string' ? Buffer.from(payload) : payload;
+/** A frame as pieces, its payload's parts uncopied: the header, then each part. */
+export function frame(type: number, ...payload: Array<Buffer | string>): Buffer[] {
+  const bodies = payload.map((p) => (typeof p === 'string' ? Buffer.from(p) : p));
   const head = Buffer.allocUnsafe(5);
   head[0] = type;
-  head.writeUInt32BE(body.length, 1);
-  return [head, body];
+  head.writeUInt32BE(bodies.reduce((n, b) => n + b.length, 0), 1);
+  return [head, ...bodies];
 }
 
-export function chunkPayload(hash: string, codec: number, data: Buffer): Buffer {
+/** What precedes a chunk's bytes in its frame: the hash and the codec. */
+export function chunkHead(hash: string, codec: number): Buffer {
   const head = Buffer.allocUnsafe(33);
   head.write(hash, 0, 32, 'hex');
   head[32] = codec;
-  return Buffer.concat([head, data]);
+  return head;
+}
+
+export function chunkPayload(hash: string, codec: number, data: Buffer): Buffer {
+  return Buffer.concat([chunkHead(hash, codec), data]);
 }
 
 export function parseChunk(payload: Buffer): { hash: string; codec: number; data: Buffer } {

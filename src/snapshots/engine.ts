@@ -12,7 +12,7 @@ import { PassThrough } from 'node:stream';
 import { UserError } from '../protocol/errors.js';
 import type { ProgressFn, SnapshotInfo, SnapshotReason } from '../protocol/types.js';
 import type { Provider, ResourceRefs } from '../providers/provider.js';
-import { FRAME, frame, parseChunk, readFrames, type CreateHeader, type FileEntry, type SnapshotTotals } from './agent.js';
+import { FRAME, chunkHead, frame, parseChunk, readFrames, type CreateHeader, type FileEntry, type SnapshotTotals } from './agent.js';
 import type { ObjectStore } from './store.js';
 
 const PACK_SIZE = 16 << 20;
@@ -173,7 +173,7 @@ export class SnapshotStore {
       // The frame goes out in pieces (a chunk's bytes are never copied out of their pack here). The agent stops
       // reading when it finds a damaged chunk: its exit, not a drain, ends the wait then.
       let full = false;
-      for (const part of frameParts(type, payload)) full = !agent.stdin.write(part) || full;
+      for (const part of frame(type, ...payload)) full = !agent.stdin.write(part) || full;
       if (full) await Promise.race([new Promise((r) => agent.stdin.once('drain', r)), agent.exit]);
       if (exited !== undefined) throw failed(exited);
     };
@@ -371,22 +371,6 @@ class PackReader {
     }
     return p;
   }
-}
-
-/** A frame's header followed by its payload's pieces, uncopied. */
-function frameParts(type: number, payload: Buffer[]): Buffer[] {
-  const head = Buffer.allocUnsafe(5);
-  head[0] = type;
-  head.writeUInt32BE(payload.reduce((n, b) => n + b.length, 0), 1);
-  return [head, ...payload];
-}
-
-/** What precedes a chunk's bytes in its frame: the hash and the codec (see the agent's chunkPayload). */
-function chunkHead(hash: string, codec: number): Buffer {
-  const head = Buffer.allocUnsafe(33);
-  head.write(hash, 0, 32, 'hex');
-  head[32] = codec;
-  return head;
 }
 
 function snapshotId(): string {
