@@ -1,8 +1,8 @@
-/** Shared pieces: modal dialog, confirmation, status badge, toasts, spinner, tabs. */
+/** Shared pieces: modal dialog, confirmation, agent picker, status badge, toasts, spinner, tabs. */
 import type { ComponentChildren } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { dismissToast, useStore } from '../store';
-import type { WorkspaceStatus, ConversationState } from '../types';
+import { AGENT_NAMES, type WorkspaceStatus, type ConversationState } from '../types';
 
 export function Dialog(props: { open: boolean; title: string; onClose: () => void; children: ComponentChildren; wide?: boolean }) {
   const ref = useRef<HTMLDialogElement>(null);
@@ -90,6 +90,22 @@ const STATUS_TONE: Record<string, string> = {
   error: 'bad',
   failed: 'bad',
 };
+
+/** The agent picker of the launch form and the new-chat form. */
+export function AgentField(props: { id: string; value: string; onChange: (agent: string) => void }) {
+  return (
+    <div class="field">
+      <label for={props.id}>Agent</label>
+      <select id={props.id} value={props.value} onChange={(e) => props.onChange((e.target as HTMLSelectElement).value)}>
+        {AGENT_NAMES.map((a) => (
+          <option key={a} value={a}>
+            {a}
+          </option>
+        ))}
+      </select>
+    </div>
+  );
+}
 
 export function Badge(props: { status: WorkspaceStatus | ConversationState | string; label?: string }) {
   const tone = STATUS_TONE[props.status] ?? 'muted';

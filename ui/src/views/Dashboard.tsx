@@ -1,10 +1,10 @@
 /** The dashboard: workspace cards (live), per-card and batch stop/resume/delete, and the Launch form. */
 import { useEffect, useMemo, useState } from 'preact/hooks';
 import { del, enc, get, post, withProgress, type Progress } from '../api';
-import { Badge, Confirm, Dialog, Icon, Spinner, useNow } from '../components/ui';
+import { AgentField, Badge, Confirm, Dialog, Icon, Spinner, useNow } from '../components/ui';
 import { ago, duration, parseDuration, usd, workspaceName } from '../format';
 import { errorToast, liveUsage, setWorkspace, toast, useStore } from '../store';
-import { AGENT_NAMES, type ProviderInfo, type ProviderType, type UpResult, type WorkspaceInfo } from '../types';
+import { type ProviderInfo, type ProviderType, type UpResult, type WorkspaceInfo } from '../types';
 
 const BUSY = new Set(['creating', 'starting', 'stopping', 'deleting']);
 
@@ -325,16 +325,7 @@ function LaunchForm(props: { onDone: () => void }) {
             ))}
           </select>
         </div>
-        <div class="field">
-          <label for="l-agent">Agent</label>
-          <select id="l-agent" value={agent} onChange={(e) => setAgent((e.target as HTMLSelectElement).value)}>
-            {AGENT_NAMES.map((a) => (
-              <option key={a} value={a}>
-                {a}
-              </option>
-            ))}
-          </select>
-        </div>
+        <AgentField id="l-agent" value={agent} onChange={setAgent} />
         <div class="field">
           <label for="l-autostop">Auto-stop after idle</label>
           <input

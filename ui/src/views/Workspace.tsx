@@ -2,7 +2,7 @@
 import type { FunctionComponent } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import { enc, get, post, withProgress } from '../api';
-import { Badge, ErrorBox, Icon, Spinner, Tabs } from '../components/ui';
+import { AgentField, Badge, ErrorBox, Icon, Spinner, Tabs } from '../components/ui';
 import { ago, usd, workspaceName } from '../format';
 import type { Route } from '../router';
 import { errorToast, setWorkspace, upsertConversation, upsertConversations, useStore } from '../store';
@@ -208,16 +208,7 @@ function NewChat(props: { w: WorkspaceInfo; agent: string; onDone: () => void })
   };
   return (
     <form class="new-chat card" onSubmit={submit}>
-      <div class="field">
-        <label for="nc-agent">Agent</label>
-        <select id="nc-agent" value={agent} onChange={(e) => setAgent((e.target as HTMLSelectElement).value)}>
-          {AGENT_NAMES.map((a) => (
-            <option key={a} value={a}>
-              {a}
-            </option>
-          ))}
-        </select>
-      </div>
+      <AgentField id="nc-agent" value={agent} onChange={setAgent} />
       <div class="field">
         <label for="nc-message">First message</label>
         <textarea id="nc-message" rows={3} value={message} onInput={(e) => setMessage((e.target as HTMLTextAreaElement).value)} placeholder="What should the agent do?" />
