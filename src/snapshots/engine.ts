@@ -58,6 +58,8 @@ const agentCode = () => (agentSource ??= readFileSync(new URL('./agent.js', impo
 
 export class SnapshotStore {
   private readonly locks = new Map<string, Promise<unknown>>();
+  /** Packs each manifest uses, by `workspace/snapshot`: manifests never change, so each is read once per process. */
+  private readonly packsUsed = new Map<string, string[]>();
 
   constructor(
     readonly objects: ObjectStore,
@@ -151,7 +153,9 @@ export class SnapshotStore {
       workspace: t.meta,
     };
     // Manifest first, summary last: the summary is what makes the snapshot exist.
-    await this.writeSealed(`${t.workspaceId}/manifests/${info.id}.json`, { version: 1, info, root, entries, chunks } satisfies Manifest);
+    const manifest: Manifest = { version: 1, info, root, entries, chunks };
+    await this.writeSealed(`${t.workspaceId}/manifests/${info.id}.json`, manifest);
+    this.packsUsed.set(`${t.workspaceId}/${info.id}`, packIds(manifest));
     await this.writeSealed(`${t.workspaceId}/snapshots/${info.id}.json`, info);
     await this.prune(t.workspaceId).catch(() => undefined);
     return info;
@@ -215,6 +219,7 @@ export class SnapshotStore {
       // Summaries first: from the first deletion on, no half-deleted snapshot is listed.
       await this.objects.delete(keys.filter((k) => k.includes('/snapshots/')));
       await this.objects.delete(keys.filter((k) => !k.includes('/snapshots/')));
+      for (const key of this.packsUsed.keys()) if (key.startsWith(`${workspaceId}/`)) this.packsUsed.delete(key);
     });
   }
 
@@ -224,14 +229,22 @@ export class SnapshotStore {
     const drop = all.slice(0, Math.max(0, all.length - this.options.keep));
     await this.objects.delete(drop.map((s) => `${workspaceId}/snapshots/${s.id}.json`));
     await this.objects.delete(drop.map((s) => `${workspaceId}/manifests/${s.id}.json`));
+    for (const s of drop) this.packsUsed.delete(`${workspaceId}/${s.id}`);
     const kept = new Set(all.slice(drop.length).map((s) => s.id));
     const manifests = await this.objects.list(`${workspaceId}/manifests/`);
     const orphans = manifests.filter((k) => !kept.has(k.slice(k.lastIndexOf('/') + 1, -'.json'.length)));
     await this.objects.delete(orphans);
     const used = new Set<string>();
-    for (const id of kept) for (const at of Object.values((await this.manifest(workspaceId, id)).chunks)) used.add(at[0]);
+    for (const id of kept) for (const pack of await this.packsOf(workspaceId, id)) used.add(pack);
     const packs = await this.objects.list(`${workspaceId}/packs/`);
     await this.objects.delete(packs.filter((k) => !used.has(k.slice(k.lastIndexOf('/') + 1))));
+  }
+
+  private async packsOf(workspaceId: string, id: string): Promise<string[]> {
+    const key = `${workspaceId}/${id}`;
+    let packs = this.packsUsed.get(key);
+    if (!packs) this.packsUsed.set(key, (packs = packIds(await this.manifest(workspaceId, id))));
+    return packs;
   }
 
   /** Stores an imported snapshot under a (new) workspace id: packs as they arrive, then the manifest, then the summary. */
@@ -247,7 +260,7 @@ export class SnapshotStore {
   async exportParts(workspaceId: string, id: string): Promise<{ manifest: Buffer; packIds: string[]; pack: (id: string) => Promise<Buffer> }> {
     const manifest = await this.objects.get(`${workspaceId}/manifests/${id}.json`);
     const m = unseal<Manifest>(manifest, id);
-    return { manifest, packIds: [...new Set(Object.values(m.chunks).map((at) => at[0]))], pack: (p) => this.objects.get(`${workspaceId}/packs/${p}`) };
+    return { manifest, packIds: packIds(m), pack: (p) => this.objects.get(`${workspaceId}/packs/${p}`) };
   }
 
   /** Objects carry their own sha256 so a flipped bit in an unencrypted store is caught, not restored. */
@@ -377,6 +390,8 @@ function snapshotId(): string {
   return `${new Date().toISOString().replace(/[-:.]/g, '')}-${randomBytes(2).toString('hex')}`;
 }
 
+/** The packs a manifest's chunks live in. */
+const packIds = (m: Manifest): string[] => [...new Set(Object.values(m.chunks).map((at) => at[0]))];
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const anchor = (p: string) => `/${p}`;
 const mb = (n: number) => `${(n / 1e6).toFixed(1)} MB`;
