@@ -7,6 +7,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cli, IMAGE, makeGitRepo } from './support/cli.js';
 import { ScriptedAnthropic } from './support/scripted-anthropic.js';
+import { until } from './support/wait.js';
 import type { ApprovalInfo } from '../src/client/client.js';
 import type { AnyEvent } from '../src/protocol/events.js';
 import type { WorkspaceInfo } from '../src/protocol/types.js';
@@ -18,16 +19,6 @@ before(async () => {
 after(() => model.close());
 
 const events = async (cli: Cli, conv: string) => (await cli.ok(['logs', conv, '--json'])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
-
-async function until<T>(what: string, get: () => Promise<T | undefined>, timeoutMs = 90_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 
 /** The result Claude Code got back for the tool call that ran `command`. */
 async function resultOf(cli: Cli, conv: string, command: string): Promise<{ output: string; isError: boolean }> {

@@ -13,6 +13,7 @@ import { BIN, Cli, IMAGE, makeGitRepo } from './support/cli.js';
 import { ScriptedAnthropic } from './support/scripted-anthropic.js';
 import { freePort, killHard, startServerProcess, tcpProxy, type ServerProcess } from './support/cp-process.js';
 import { freshDatabase, testPostgresUrl } from './support/postgres.js';
+import { until } from './support/wait.js';
 import type { AnyEvent } from '../src/protocol/events.js';
 import type { WorkspaceInfo } from '../src/protocol/types.js';
 
@@ -22,14 +23,6 @@ before(async () => {
 });
 after(() => model.close());
 
-/** Waits for `check`; on timeout the error carries `explain()` (what each party was doing), so a flake can be read. */
-const until = async (what: string, check: () => boolean | Promise<boolean>, explain: () => string, timeoutMs = 120_000) => {
-  const end = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}\n${explain()}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-};
 const tail = (text: string, lines = 40) => text.split('\n').slice(-lines).join('\n');
 
 for (const backend of ['sqlite', 'postgres'] as const) {
@@ -96,8 +89,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
         for (const l of lines.filter(Boolean)) seen.push(JSON.parse(l) as AnyEvent);
       });
       // Mid-turn: the Write is done and the model is holding its answer to the second request.
-      await until('the held second model request', () => model.turnRequests.length >= requestsBefore + 2, explain);
-      await until('the follower to see the Write', () => seen.some((e) => e.type === 'tool.result'), explain);
+      await until('the held second model request', () => model.turnRequests.length >= requestsBefore + 2, { explain, timeoutMs: 120_000, everyMs: 200 });
+      await until('the follower to see the Write', () => seen.some((e) => e.type === 'tool.result'), { explain, timeoutMs: 120_000, everyMs: 200 });
 
       // Bob sees none of it and can touch none of it.
       assert.deepEqual(await bob.json<unknown[]>(['workspace', 'list']), []);
@@ -114,11 +107,11 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       server = await startServerProcess(home, { port, args: dbArgs });
       releaseBash();
 
-      await until('the turn to complete', () => seen.some((e) => e.type === 'turn.completed'), explain);
+      await until('the turn to complete', () => seen.some((e) => e.type === 'turn.completed'), { explain, timeoutMs: 120_000, everyMs: 200 });
       // The daemon's own log is the truth: the follower got exactly that, in order, once each.
       const raw = spawnSync('docker', ['exec', container, 'cat', `/workspace/.claude-vm/conversations/${conv}/events.jsonl`], { encoding: 'utf8' }).stdout;
       const truth = raw.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
-      await until('the follower to catch up with the daemon log', () => seen.length >= truth.length, explain, 30_000);
+      await until('the follower to catch up with the daemon log', () => seen.length >= truth.length, { explain, timeoutMs: 30_000, everyMs: 200 });
       assert.deepEqual(seen.map((e) => e.seq), truth.map((e) => e.seq), 'no gap, no duplicate');
       assert.deepEqual(seen.map((e) => e.type), truth.map((e) => e.type));
       const bash = seen.find((e) => e.type === 'tool.result' && JSON.stringify(e.data).includes('survived-42'));

@@ -17,6 +17,7 @@ import { BIN, Cli, IMAGE, docker, dockerResources, makeGitRepo } from './support
 import { ScriptedAnthropic } from './support/scripted-anthropic.js';
 import { freePort, killHard, startServerProcess, type ServerProcess } from './support/cp-process.js';
 import { startTestS3, type TestS3 } from './support/s3.js';
+import { until } from './support/wait.js';
 import type { AnyEvent } from '../src/protocol/events.js';
 import type { SnapshotInfo, WorkspaceInfo } from '../src/protocol/types.js';
 
@@ -37,13 +38,11 @@ async function events(cli: Cli, conv: string): Promise<AnyEvent[]> {
 }
 
 async function turns(cli: Cli, conv: string, n: number): Promise<AnyEvent[]> {
-  const end = Date.now() + 90_000;
-  for (;;) {
-    const es = await events(cli, conv);
-    if (es.filter((e) => e.type === 'turn.completed').length >= n) return es;
-    if (Date.now() > end) throw new Error(`timed out waiting for turn ${n}: ${es.map((e) => `${e.seq}:${e.type}`).join(' ')}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  let es: AnyEvent[] = [];
+  return until(`turn ${n}`, async () => {
+    es = await events(cli, conv);
+    return es.filter((e) => e.type === 'turn.completed').length >= n && es;
+  }, { explain: () => es.map((e) => `${e.seq}:${e.type}`).join(' ') });
 }
 
 const sh = async (cli: Cli, id: string, script: string) => (await cli.ok(['exec', id, '--', 'sh', '-c', script])).stdout;
@@ -276,15 +275,11 @@ test('a running workspace is snapshotted every --snapshot-interval, only what ch
   const s = await serverWith(['--snapshot-interval', '2s', '--policy-interval', '1s']);
   try {
     const ws = JSON.parse((await s.cli.ok(['workspace', 'up', makeGitRepo('app'), '--image', IMAGE, '--json'])).stdout) as WorkspaceInfo;
-    const periodic = async (n: number) => {
-      const end = Date.now() + 60_000;
-      for (;;) {
+    const periodic = (n: number) =>
+      until(`${n} periodic snapshots`, async () => {
         const list = (await s.cli.json<SnapshotInfo[]>(['workspace', 'snapshots', ws.id])).filter((x) => x.reason === 'periodic');
-        if (list.length >= n) return list;
-        if (Date.now() > end) throw new Error(`only ${list.length} periodic snapshots after a minute`);
-        await new Promise((r) => setTimeout(r, 500));
-      }
-    };
+        return list.length >= n && list;
+      }, { timeoutMs: 60_000, everyMs: 500 });
     const [first] = await periodic(1);
     await sh(s.cli, ws.id, 'head -c 500000 /dev/urandom > new.bin');
     const later = (await periodic(3)).filter((x) => x.createdAt > first!.createdAt);
