@@ -63,8 +63,6 @@ class Bytes {
 
 export interface OpenedExport {
   manifest: Manifest;
-  /** The raw manifest object, written as it is into the store. */
-  manifestBytes: Buffer;
   /** The packs, in the order the tar holds them; read once. */
   packs(): AsyncGenerator<{ id: string; body: Buffer }>;
 }
@@ -98,7 +96,6 @@ export async function openExport(input: Readable): Promise<OpenedExport> {
   if (manifest.version !== 1) throw damaged(`manifest version ${String(manifest.version)}`);
   return {
     manifest,
-    manifestBytes: first.body,
     async *packs() {
       for (let e = await next(); e; e = await next()) {
         const m = /^packs\/([0-9a-f]{24})$/.exec(e.name);
