@@ -9,8 +9,9 @@ system_only=0
 
 step() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
+# openssh-server: the ssh provider is tested against a second dockerd behind a real sshd.
 # postgresql: the tests run the PostgreSQL state store against a throwaway server of their own (scripts/test-postgres.mjs).
-packages=(docker.io debootstrap git tmux ca-certificates postgresql openssh-client rsync unison chromium)
+packages=(docker.io debootstrap git tmux ca-certificates postgresql openssh-client openssh-server rsync unison chromium)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

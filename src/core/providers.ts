@@ -41,6 +41,9 @@ export class ProviderService {
     }
     const options = req.options ?? {};
     validateOptions(type, options);
+    const missing = factory.options.filter((o) => o.required && !options[o.name]).map((o) => `--option ${o.name}=…`);
+    if (missing.length) throw new UserError('invalid_argument', `The ${type} provider needs ${missing.join(' and ')}.`, `See \`claude-vm provider add --help\`.`);
+    factory.validate?.(options);
     // An admin's providers are shared with every user; anyone else's are their own.
     const added = await this.store.insertProvider({ name: req.name, type, options, ownerId: this.principal.isAdmin ? null : this.principal.userId });
     if (!added) {
@@ -54,6 +57,7 @@ export class ProviderService {
     validateOptions(row.type, options);
     // An empty value removes the option, so a mistaken setting can be undone.
     const merged = Object.fromEntries(Object.entries({ ...row.options, ...options }).filter(([, v]) => v !== ''));
+    PROVIDER_TYPES[row.type]?.validate?.(merged);
     await this.store.updateProviderOptions(name, merged);
     return this.info((await this.store.getProvider(name))!);
   }

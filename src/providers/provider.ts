@@ -98,6 +98,8 @@ export interface ProviderOptionSpec {
   name: string;
   description: string;
   default?: string;
+  /** `provider add` refuses to add the provider without it. */
+  required?: boolean;
 }
 
 export interface ProviderFactory {
@@ -109,6 +111,14 @@ export interface ProviderFactory {
   defaultSize: string;
   /** US dollars per hour for a size, from the provider's price table or options; 0 for your own machine. */
   pricePerHour(size: string, options: Record<string, string>): number;
+  /** Checks option values when the provider is added or changed, before anything connects; throws a UserError. */
+  validate?(options: Record<string, string>): void;
+  /**
+   * For providers whose workspaces reach the control plane through the provider's own connection (an SSH tunnel):
+   * the control plane calls this at start for each such provider with running workspaces, and the connection
+   * is then kept up, so their daemons reconnect without anyone touching the workspace.
+   */
+  keepConnected?(options: Record<string, string>, home: string): void;
   /** `home` is $CLAUDE_VM_HOME; options are already unsealed. */
   create(options: Record<string, string>, home: string): Provider;
 }

@@ -2,8 +2,10 @@
 import type { ProviderFactory } from './provider.js';
 import { dockerProviderFactory } from './docker/index.js';
 import { localProviderFactory } from './local/index.js';
+import { sshProviderFactory } from './ssh/index.js';
 
 export const PROVIDER_TYPES: Record<string, ProviderFactory> = {
   docker: dockerProviderFactory,
   local: localProviderFactory,
+  ssh: sshProviderFactory,
 };

@@ -10,6 +10,7 @@ import { EventStore } from '../store/events.js';
 import { PolicyStore } from '../store/policy.js';
 import type { SecretBox } from '../store/secrets.js';
 import { ProviderService } from '../core/providers.js';
+import { PROVIDER_TYPES } from '../providers/registry.js';
 import { WorkspaceService, type WorkspaceHooks } from '../core/workspaces.js';
 import { AgentService } from '../core/agents.js';
 import { ConversationService } from '../core/conversations.js';
@@ -108,6 +109,14 @@ export class ControlPlane {
       void this.notifier.onEvent(id, e).catch(() => undefined);
       if (e.type === 'approval.requested' || e.type === 'approval.decided') void this.publishApprovals(id);
     });
+  }
+
+  /** Re-opens the connections that remote workspaces' daemons reach this control plane through (after a restart). */
+  async keepProvidersConnected(): Promise<void> {
+    const inUse = new Set((await this.store.listWorkspaces()).filter((w) => w.status === 'running').map((w) => w.provider));
+    for (const row of await this.store.listProviders()) {
+      if (inUse.has(row.name)) PROVIDER_TYPES[row.type]?.keepConnected?.(row.options, this.home);
+    }
   }
 
   async ownerOf(workspaceId: string): Promise<string | undefined> {

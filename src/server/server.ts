@@ -111,6 +111,7 @@ export async function startServer(o: ServerOptions): Promise<RunningServer> {
   const fanout = db.dialect === 'postgres' ? await startPgFanout(o.db!, cp.hub) : undefined;
   const policies = new PolicyRunner(cp);
   policies.start();
+  void cp.keepProvidersConnected().catch(() => undefined);
   const file: ServerFile = { url, pid: process.pid, socket: socketPath, instance: cp.instanceId };
   // Atomically: a CLI (or a test) polling for it must never read half of it.
   writeFileSync(`${serverFilePath(o.home)}.tmp`, JSON.stringify(file) + '\n', { mode: 0o600 });

@@ -13,7 +13,7 @@ export function providerCommands(program: Command, ctx: Context): void {
     .description('Add a provider; its type defaults to its name')
     .option('--type <type>', 'provider type, when the name is your own (e.g. two Docker hosts)')
     .option('--option <key=value>', 'set a provider option (repeatable)', collectKeyValue, {})
-    .addHelpText('after', () => '\nProvider types:\n' + Object.values(PROVIDER_TYPES).map((t) => `  ${t.type.padEnd(8)} ${t.description}\n    sizes: ${Object.keys(t.sizes).join(', ')} (default ${t.defaultSize})` + t.options.map((o) => `\n    --option ${o.name}=…  ${o.description}${o.default ? ` (default: ${o.default})` : ''}`).join('')).join('\n'))
+    .addHelpText('after', () => '\nProvider types:\n' + Object.values(PROVIDER_TYPES).map((t) => `  ${t.type.padEnd(8)} ${t.description}\n    sizes: ${Object.keys(t.sizes).join(', ')} (default ${t.defaultSize})` + t.options.map((o) => `\n    --option ${o.name}=…  ${o.description}${o.required ? " (required)" : o.default ? ` (default: ${o.default})` : ''}`).join('')).join('\n'))
     .action(async (name: string, o: { type?: string; option: Record<string, string> }) => {
       const p = await ctx.client().providers.add({ name, type: o.type, options: o.option });
       process.stdout.write(`Added provider ${p.name} (${p.type}).\n`);

@@ -51,6 +51,20 @@ export class Engine {
     return res;
   }
 
+  /** A call whose request body is a stream (an image tarball for /images/load); answers like `call`. */
+  async upload<T = unknown>(path: string, body: Readable, contentType = 'application/x-tar'): Promise<T> {
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.request({ ...this.target, agent: this.agent, method: 'POST', path: API + path, headers: { 'Content-Type': contentType } });
+      req.on('response', resolve);
+      req.on('error', reject);
+      body.on('error', (e) => req.destroy(e));
+      body.pipe(req);
+    });
+    const text = await readAll(res);
+    if ((res.statusCode ?? 500) >= 300) throw toError(res.statusCode ?? 500, text);
+    return text as T;
+  }
+
   /** Starts an exec and hands back the raw two-way connection (Docker's "hijack" via HTTP upgrade). */
   hijack(path: string, body: unknown): Promise<Duplex> {
     return new Promise((resolve, reject) => {

@@ -34,29 +34,61 @@ interface ExecInspect {
   ExitCode: number | null;
 }
 
+/**
+ * How a DockerProvider reaches its engine. The plain provider talks to a socket or TCP address directly; the ssh
+ * provider talks to a remote engine through a tunnel that must be up first, and mounts the tunnel's end of the
+ * control plane socket instead of this machine's.
+ */
+export interface EngineConnection {
+  engine: Engine;
+  /** True when the engine runs on this machine, so its host network is this machine's. */
+  onThisMachine: boolean;
+  /** Resolves once the engine can be called (a tunnel is up); throws a UserError naming the fix otherwise. */
+  ready(progress?: ProgressFn): Promise<void>;
+  /** The directory on the engine's host where the control plane's socket appears, to mount into workspaces. */
+  controlPlaneDir?(spec: WorkspaceSpec): string | undefined;
+  /** Brings an image the engine lacks (pull, or copy from another engine). */
+  provideImage?(image: string, progress?: ProgressFn): Promise<void>;
+}
+
+/** The engine on this machine (or DOCKER_HOST / `host`): its containers can mount the control plane's socket directory. */
+export function directConnection(host?: string): EngineConnection {
+  const engine = connectEngine(host);
+  return {
+    engine,
+    onThisMachine: engine.local,
+    ready: () => pingEngine(engine),
+    controlPlaneDir: (spec) => (engine.local ? spec.controlPlaneSocketDir : undefined),
+  };
+}
+
 export class DockerProvider implements Provider {
-  readonly type = 'docker';
+  readonly type: string = 'docker';
   readonly isolates = true;
   private readonly engine: Engine;
 
-  constructor(private readonly options: Record<string, string>) {
-    this.engine = connectEngine(options.host);
+  constructor(
+    private readonly options: Record<string, string>,
+    private readonly conn: EngineConnection = directConnection(options.host),
+  ) {
+    this.engine = conn.engine;
   }
 
   workspaceRoot = (): string => ROOT;
 
   async check(spec?: Pick<WorkspaceSpec, 'image'>, progress?: ProgressFn): Promise<void> {
-    await pingEngine(this.engine);
+    await this.conn.ready(progress);
     if (!spec) return;
     try {
       await this.engine.call('GET', `/images/${encodeURIComponent(spec.image)}/json`);
     } catch (e) {
       if (statusOf(e) !== 404) throw e;
-      await pullImage(this.engine, spec.image, progress);
+      await (this.conn.provideImage ?? ((image, p) => pullImage(this.engine, image, p)))(spec.image, progress);
     }
   }
 
   async create(spec: WorkspaceSpec, progress?: ProgressFn): Promise<ResourceRefs> {
+    await this.conn.ready(progress);
     const volume = `claude-vm-${spec.id}`;
     const image = await this.engine.call<ImageInspect>('GET', `/images/${encodeURIComponent(spec.image)}/json`);
     const native = image.Config?.Labels?.[NATIVE_IMAGE_LABEL] === '1';
@@ -67,7 +99,7 @@ export class DockerProvider implements Provider {
       await this.engine.call('POST', '/volumes/create', { Name: volume, Labels: spec.labels });
     }
     // The daemon dials the control plane through its socket, mounted in: no port is opened on either side.
-    const mountControlPlane = !!spec.controlPlaneSocketDir && !this.options['control-plane-url'] && this.engine.local;
+    const controlPlaneDir = this.options['control-plane-url'] ? undefined : this.conn.controlPlaneDir?.(spec);
     const limits = await this.limits(spec.size);
     try {
       progress?.({ step: 'Creating container', detail: volume });
@@ -83,7 +115,7 @@ export class DockerProvider implements Provider {
           Init: true,
           Mounts: [
             { Type: 'volume', Source: volume, Target: ROOT },
-            ...(mountControlPlane ? [{ Type: 'bind', Source: spec.controlPlaneSocketDir, Target: CP_MOUNT }] : []),
+            ...(controlPlaneDir ? [{ Type: 'bind', Source: controlPlaneDir, Target: CP_MOUNT }] : []),
           ],
           ...limits,
           // Running workspaces come back after a dockerd or host restart; `down` keeps them down.
@@ -94,7 +126,7 @@ export class DockerProvider implements Provider {
       });
       return {
         container: created.Id, volume, user: native ? image.Config?.User || 'dev' : `${WORKSPACE_UID}:${WORKSPACE_UID}`,
-        ...(mountControlPlane ? { controlPlaneSocket: `${CP_MOUNT}/server.sock` } : {}),
+        ...(controlPlaneDir ? { controlPlaneSocket: `${CP_MOUNT}/server.sock` } : {}),
       };
     } catch (e) {
       if (!existed) await this.engine.call('DELETE', `/volumes/${volume}`).catch(() => undefined);
@@ -115,11 +147,12 @@ export class DockerProvider implements Provider {
   tunnelUrl(refs: ResourceRefs, cp: ControlPlaneEndpoints): string {
     if (this.options['control-plane-url']) return this.options['control-plane-url'];
     if (refs.controlPlaneSocket) return `unix:${refs.controlPlaneSocket}`;
-    if (this.options.network === 'host' && this.engine.local) return cp.url;
+    if (this.options.network === 'host' && this.conn.onThisMachine) return cp.url;
     return cp.publicUrl ?? cp.url;
   }
 
   async start(refs: ResourceRefs, progress?: ProgressFn): Promise<void> {
+    await this.conn.ready();
     const id = need(refs, 'container');
     progress?.({ step: 'Starting container' });
     try {
@@ -167,6 +200,7 @@ export class DockerProvider implements Provider {
   }
 
   async stop(refs: ResourceRefs, opts?: { force?: boolean }): Promise<void> {
+    await this.conn.ready();
     const id = need(refs, 'container');
     try {
       await this.engine.call('POST', opts?.force ? `/containers/${id}/kill` : `/containers/${id}/stop?t=10`);
@@ -177,6 +211,7 @@ export class DockerProvider implements Provider {
   }
 
   async delete(refs: ResourceRefs, opts: { purge: boolean }): Promise<void> {
+    await this.conn.ready();
     if (refs.container) await this.engine.call('DELETE', `/containers/${refs.container}?force=true`).catch(ignore404);
     if (opts.purge && refs.volume) await this.engine.call('DELETE', `/volumes/${refs.volume}`).catch(ignore404);
   }
@@ -184,6 +219,7 @@ export class DockerProvider implements Provider {
   async status(refs: ResourceRefs): Promise<RuntimeStatus> {
     if (!refs.container) return { state: 'missing', detail: 'no container was recorded' };
     try {
+      await this.conn.ready();
       const s = (await this.engine.call<{ State: ContainerState }>('GET', `/containers/${refs.container}/json`)).State;
       if (s.Running) return { state: 'running' };
       if (s.OOMKilled) return { state: 'error', detail: 'the container ran out of memory and was stopped' };
@@ -196,6 +232,7 @@ export class DockerProvider implements Provider {
   }
 
   async exec(refs: ResourceRefs, opts: ExecOptions): Promise<ExecHandle> {
+    await this.conn.ready();
     const id = need(refs, 'container');
     let execId: string;
     try {
@@ -235,6 +272,7 @@ export class DockerProvider implements Provider {
   }
 
   async logs(refs: ResourceRefs, opts: LogOptions): Promise<void> {
+    await this.conn.ready();
     const id = need(refs, 'container');
     const query = `stdout=1&stderr=1&follow=${opts.follow ? 1 : 0}${opts.tail !== undefined ? `&tail=${opts.tail}` : ''}`;
     const res = await this.engine.stream('GET', `/containers/${id}/logs?${query}`);
