@@ -1,8 +1,9 @@
 /**
  * @module A second Docker engine behind a real OpenSSH server on loopback: what `provider add ssh` meets on a VPS.
- * The engine has its own data root, so it holds nothing of this machine's images, containers or volumes. Its
- * containers use host networking (it runs without a bridge or iptables rules of its own, so it never disturbs the
- * first engine's), which is also how they reach the scripted model servers on this machine.
+ * The engine has its own data root, so it holds nothing of this machine's images, containers or volumes, and its
+ * own bridge and no iptables rules, so it never touches the first engine's network (started with `--bridge=none`,
+ * a second dockerd deletes docker0 from under the first). The tests' workspaces use host networking, which is how
+ * they reach the scripted model servers on this machine.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -30,12 +31,18 @@ export async function startRemoteDockerHost(): Promise<RemoteDockerHost> {
   const run = `/run/cvm-rd-${process.pid}`;
   mkdirSync(run, { recursive: true });
   const socket = `${run}/docker.sock`;
+  const bridge = `cvmrd${process.pid % 100000}`;
+  const ip = (...a: string[]) => spawnSync('ip', a, { encoding: 'utf8' });
+  const hadDocker0 = ip('link', 'show', 'docker0').status === 0;
+  ip('link', 'add', bridge, 'type', 'bridge');
+  ip('addr', 'add', '172.31.213.1/24', 'dev', bridge);
+  ip('link', 'set', bridge, 'up');
   const dockerd = spawn('dockerd', [
     '--host', `unix://${socket}`,
     '--data-root', DATA_ROOT,
     '--exec-root', `${run}/exec`,
     '--pidfile', `${run}/docker.pid`,
-    '--iptables=false', '--ip6tables=false', '--bridge=none',
+    '--iptables=false', '--ip6tables=false', `--bridge=${bridge}`,
   ], { stdio: ['ignore', 'ignore', 'pipe'] });
   let engineLog = '';
   dockerd.stderr!.on('data', (d: Buffer) => (engineLog = (engineLog + d.toString()).slice(-4000)));
@@ -99,6 +106,8 @@ export async function startRemoteDockerHost(): Promise<RemoteDockerHost> {
       dockerd.kill('SIGTERM');
       await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
       if (dockerd.exitCode === null) dockerd.kill('SIGKILL');
+      ip('link', 'delete', bridge);
+      if (hadDocker0 && ip('link', 'show', 'docker0').status !== 0) throw new Error('the second dockerd removed docker0 from the first engine');
     },
   };
 }
