@@ -3,8 +3,8 @@
  * real control plane (its own process), which runs a Docker workspace where the real Claude Code talks to a
  * scripted model. The browser logs in through `claude-vm web --no-open`'s one-time link, launches the workspace
  * from the launch form, chats (tool calls and the answer appear live; a message sent during a held turn shows as
- * queued, then is answered), reads the diff of what the agent changed, and runs `git log --oneline` in the
- * terminal. Everything runs at phone size (390×844) and desktop size (1440×900); each step is screenshotted (see
+ * queued, then is answered), reads the diff of what the agent changed, runs `git log --oneline` in the
+ * terminal, and approves a risky command the agent asks to run from the banner that shows on every page. Everything runs at phone size (390×844) and desktop size (1440×900); each step is screenshotted (see
  * test/support/browser.ts for where) and checked with axe-core, which must find nothing serious or critical.
  *
  * Locators are by role and accessible name (or label) wherever the UI offers one: a control the test cannot find
@@ -65,7 +65,7 @@ async function openTab(page: Page, name: string): Promise<void> {
 }
 
 for (const size of [PHONE, DESKTOP] satisfies ScreenSize[]) {
-  test(`web UI at ${size.name} size (${size.width}×${size.height}): launch, chat with a queued message, diff, terminal, no approvals`, { timeout: 15 * 60_000 }, async (t) => {
+  test(`web UI at ${size.name} size (${size.width}×${size.height}): launch, chat with a queued message, diff, terminal, approve a risky command`, { timeout: 15 * 60_000 }, async (t) => {
     if (IMAGE !== DEFAULT_IMAGE) return t.skip(`the launch form cannot choose an image; CLAUDE_VM_TEST_IMAGE=${IMAGE} is not ${DEFAULT_IMAGE}`);
     const ui = await BrowserSession.open(browser, size, shots);
     const { page } = ui;
@@ -194,15 +194,30 @@ for (const size of [PHONE, DESKTOP] satisfies ScreenSize[]) {
       await ui.shot('terminal');
       await ui.axe('terminal');
 
-      // --- Approvals. The approval gate is a later issue, so none can be produced yet: this checks only that the
-      // approvals area exists, says nothing is waiting, and that no approval banner shows anywhere.
-      await page.getByRole('link', { name: 'Approvals', exact: true }).click();
+      // --- Approvals: a risky command (the gate asks before `git reset --hard`) waits for the user, who sees the
+      // banner from any page, reads the full command on the Approvals page and approves it; the command then runs.
+      model.enqueue({ tools: [{ name: 'Bash', input: { command: 'git reset --hard HEAD' } }] }, { text: 'Reset done: README.md is back as committed.' });
+      await page.evaluate((h) => (location.hash = h), `#/w/${id}/c/${conv}`);
+      await compose.waitFor();
+      await compose.fill('Now throw away the README edit.');
+      await page.getByRole('button', { name: 'Send message' }).click();
+      const banner = page.getByRole('link', { name: /Approval needed/ });
+      await banner.waitFor({ timeout: LONG });
+      await ui.shot('approval-banner');
+      await banner.click();
       await page.getByRole('heading', { level: 1, name: 'Approvals' }).waitFor();
-      await page.getByRole('heading', { name: 'Nothing is waiting for you' }).waitFor();
-      assert.equal(await page.getByRole('button', { name: 'Approve' }).count(), 0);
-      assert.equal(await page.getByText('Approval needed').count(), 0);
-      await ui.shot('approvals-none');
-      await ui.axe('approvals (none)');
+      const approval = page.getByRole('listitem').filter({ has: page.getByRole('heading', { name: 'Bash' }) });
+      await approval.getByText('git reset --hard HEAD').waitFor();
+      assert.match(await approval.innerText(), /Why: this discards work that is not committed\. Refused automatically at/, 'the reason and the deadline are shown');
+      await ui.shot('approvals-pending');
+      await ui.axe('approvals (one pending)');
+      await approval.getByRole('button', { name: 'Approve', exact: true }).click();
+      await page.getByRole('heading', { name: 'Nothing is waiting for you' }).waitFor({ timeout: LONG });
+      assert.equal(await banner.count(), 0, 'no banner once decided');
+      await page.evaluate((h) => (location.hash = h), `#/w/${id}/c/${conv}`);
+      await log.getByText('Reset done: README.md is back as committed.').waitFor({ timeout: LONG });
+      assert.doesNotMatch((await admin.ok(['exec', id, '--', 'git', 'status', '--short'])).stdout, /README/, 'the approved command ran');
+      await ui.shot('approval-done');
 
       // --- Back on the dashboard: the workspace's card.
       await page.getByRole('link', { name: 'claude-vm: workspaces' }).click();
