@@ -1,9 +1,11 @@
 /** @module The provider types this build knows. One folder per provider; add new ones here. */
 import type { ProviderFactory } from './provider.js';
 import { dockerProviderFactory } from './docker/index.js';
+import { flyProviderFactory } from './fly/index.js';
 import { localProviderFactory } from './local/index.js';
 
 export const PROVIDER_TYPES: Record<string, ProviderFactory> = {
   docker: dockerProviderFactory,
+  fly: flyProviderFactory,
   local: localProviderFactory,
 };
