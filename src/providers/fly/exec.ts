@@ -13,6 +13,11 @@ import type { FlyApi, FlyExecResult } from './api.js';
 const PIECE_BYTES = 2 << 20;
 /** Fly holds the whole exchange in memory on both sides: beyond this, exec is the wrong tool. */
 export const MAX_EXEC_INPUT_BYTES = 256 << 20;
+/**
+ * Input that stops coming without ending means the caller is waiting for output first (a protocol spoken over
+ * exec, like the snapshot agent's), which a request/response exec can never give it.
+ */
+const INPUT_IDLE_MS = 10_000;
 /** Exit codes the wrapper itself uses (the command's own codes pass through). */
 const WRAPPER_FAILED = 125;
 
@@ -50,14 +55,14 @@ export async function flyExec(t: FlyExecTarget, opts: ExecOptions & { cwd: strin
     throw new UserError(
       'invalid_argument',
       "Fly's exec API has no terminal, so this provider cannot open an interactive shell through it.",
-      'Use the workspace terminal (the web UI, or `claude-vm ssh <id>`), which goes through the workspace daemon.',
+      'SSH goes through the workspace daemon instead: `claude-vm config-ssh`, then `ssh <id>.claude-vm`.',
     );
   }
-  const input = opts.stdin ? await readAll(opts.stdin) : Buffer.alloc(0);
   const user = opts.asRoot ? 'root' : t.user;
   const env = opts.env ?? {};
   const command = [...(Object.keys(env).length ? ['env', ...Object.entries(env).map(([k, v]) => `${k}=${v}`)] : []), ...opts.argv];
   const exit = (async () => {
+    const input = opts.stdin ? await readAll(opts.stdin) : Buffer.alloc(0);
     let file = '';
     let inline = input;
     if (input.length > PIECE_BYTES) {
@@ -95,18 +100,41 @@ async function upload(t: FlyExecTarget, input: Buffer): Promise<string> {
 async function readAll(stream: Readable): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of stream) {
-    const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk as string);
-    size += b.length;
-    if (size > MAX_EXEC_INPUT_BYTES) {
-      stream.destroy();
-      throw new UserError(
-        'invalid_argument',
-        `The input for this command is over ${MAX_EXEC_INPUT_BYTES >> 20} MiB, more than Fly's request/response exec can carry.`,
-        'Copy large data with `git clone` inside the workspace, or through the workspace daemon (`claude-vm ssh`).',
-      );
-    }
-    chunks.push(b);
-  }
-  return Buffer.concat(chunks);
+  let idle: NodeJS.Timeout | undefined;
+  return new Promise<Buffer>((resolve, reject) => {
+    const fail = (e: unknown) => {
+      clearTimeout(idle);
+      stream.off('data', onData);
+      reject(e);
+    };
+    const waitForMore = () => {
+      clearTimeout(idle);
+      idle = setTimeout(() => {
+        stream.destroy();
+        fail(new UserError(
+          'invalid_argument',
+          "This command talks back and forth over its input and output, which Fly's request/response exec cannot carry.",
+          'On Fly, snapshots and other streaming commands need the workspace daemon; the files stay on the volume.',
+        ));
+      }, INPUT_IDLE_MS);
+    };
+    const onData = (chunk: Buffer | string) => {
+      const b = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk);
+      size += b.length;
+      if (size > MAX_EXEC_INPUT_BYTES) {
+        stream.destroy();
+        return fail(new UserError(
+          'invalid_argument',
+          `The input for this command is over ${MAX_EXEC_INPUT_BYTES >> 20} MiB, more than Fly's request/response exec can carry.`,
+          'Copy large data with `git clone` inside the workspace, or through the workspace daemon (`claude-vm sync`).',
+        ));
+      }
+      chunks.push(b);
+      waitForMore();
+    };
+    stream.on('data', onData);
+    stream.once('end', () => (clearTimeout(idle), resolve(Buffer.concat(chunks))));
+    stream.once('error', fail);
+    waitForMore();
+  });
 }

@@ -223,12 +223,15 @@ export class FlyProvider implements Provider {
     const id = need(refs, 'machine');
     const seen = new Set<string>();
     for (let first = true; ; first = false) {
-      const events = (await this.api.events(this.app, id, 50)).slice().sort((a, b) => (a.timestamp ?? 0) - (b.timestamp ?? 0));
+      // Fly lists the newest first; ties in the timestamp keep that order reversed.
+      const events = (await this.api.events(this.app, id, 50)).slice().reverse().sort((a, b) => (a.timestamp ?? 0) - (b.timestamp ?? 0));
       const fresh = events.filter((e) => !seen.has(e.id ?? `${e.timestamp}${e.type}`));
-      for (const e of first && opts.tail !== undefined ? fresh.slice(-opts.tail) : fresh) {
-        opts.stdout.write(`${new Date(e.timestamp ?? 0).toISOString()} ${e.type ?? 'event'} ${e.status ?? ''}${e.source ? ` (${e.source})` : ''}\n`);
-      }
       for (const e of fresh) seen.add(e.id ?? `${e.timestamp}${e.type}`);
+      const lines = (first && opts.tail !== undefined ? fresh.slice(-opts.tail) : fresh)
+        .map((e) => `${new Date(e.timestamp ?? 0).toISOString()} ${e.type ?? 'event'} ${e.status ?? ''}${e.source ? ` (${e.source})` : ''}\n`)
+        .join('');
+      // One write, awaited: the caller may close the stream as soon as this returns.
+      if (lines) await new Promise<void>((resolve, reject) => opts.stdout.write(lines, (e) => (e ? reject(e) : resolve())));
       if (!opts.follow) return;
       await new Promise((r) => setTimeout(r, 2000));
     }
