@@ -20,6 +20,8 @@ export interface WorkspaceHooks {
   connectDaemon?(t: WorkspaceTarget, progress: ProgressFn): Promise<void>;
   /** Mounted into containers on a local engine so their daemons can dial the control plane. */
   controlPlaneSocketDir?: string;
+  /** The server's `--public-url`, which workspaces on remote providers dial. */
+  controlPlanePublicUrl?: string;
   defaultAutoStopSeconds?: number | null;
   /** Saves the workspace (snapshot) before it stops or goes. A failure is reported, and never blocks the stop. */
   snapshot?(w: WorkspaceRow, t: WorkspaceTarget, reason: SnapshotReason, progress: ProgressFn): Promise<void>;
@@ -128,7 +130,7 @@ export class WorkspaceService {
     let id = newWorkspaceId();
     while (await this.store.getWorkspace(id)) id = newWorkspaceId();
     const project = await this.store.findOrCreateProject(source, () => newId('prj'));
-    const spec = { id, image, labels: this.labels(id, project.name), env: workspaceEnv(id), size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir };
+    const spec = { id, image, labels: this.labels(id, project.name), env: workspaceEnv(id), size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir, controlPlanePublicUrl: this.hooks.controlPlanePublicUrl };
     const autoStop = req.autoStopSeconds ?? this.hooks.defaultAutoStopSeconds ?? null;
 
     await this.store.insertWorkspace({
@@ -188,7 +190,7 @@ export class WorkspaceService {
         await provider.check({ image: w.image }, progress);
         await provider.delete(refs, { purge: false }).catch(() => undefined);
         refs = await provider.create(
-          { id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id), size: w.size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir },
+          { id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id), size: w.size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir, controlPlanePublicUrl: this.hooks.controlPlanePublicUrl },
           progress,
         );
         await this.store.updateWorkspace(w.id, { resources: refs });
@@ -229,7 +231,7 @@ export class WorkspaceService {
     await provider.check({ image: w.image }, progress);
     // The old compute goes first: both providers may share one engine, where the two would clash by name.
     await old.delete(w.resources, { purge: false }).catch(() => undefined);
-    const refs = await provider.create({ id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id), size: w.size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir }, progress);
+    const refs = await provider.create({ id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id), size: w.size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir, controlPlanePublicUrl: this.hooks.controlPlanePublicUrl }, progress);
     const projectDir = posix.join(provider.workspaceRoot(refs), w.project.name);
     const t = { provider, refs, workspaceId: w.id, projectDir, ownerId: w.ownerId ?? this.principal.userId };
     // Both providers on one engine name the volume alike: then it is the same volume, and never purged here.

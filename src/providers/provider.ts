@@ -13,6 +13,8 @@ export interface WorkspaceSpec {
   size?: string;
   /** The control plane's unix-socket directory on this host, for providers that can mount it (local engines). */
   controlPlaneSocketDir?: string;
+  /** The control plane's `--public-url`, for remote providers to refuse early when their workspaces could not dial it. */
+  controlPlanePublicUrl?: string;
 }
 
 /** Where the control plane can be reached from the machine running this process. */

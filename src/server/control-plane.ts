@@ -156,6 +156,7 @@ export class ControlPlane {
         await this.daemons.call(t, 'git.base', {}).catch(() => undefined);
       },
       controlPlaneSocketDir: dirname(this.endpoints.socketPath),
+      controlPlanePublicUrl: this.endpoints.publicUrl,
       defaultAutoStopSeconds: this.policy.idleStopSeconds,
       audit: (action, target, detail) => this.auth.audit({ userId: principal.userId, action, target, detail: detail ?? {} }),
       ...(this.snapshots ? this.snapshotHooks(this.snapshots) : {}),

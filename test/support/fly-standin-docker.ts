@@ -1,0 +1,178 @@
+/**
+ * @module What backs the Fly stand-in's Machines: a real container on the local dockerd per Machine (its image,
+ * command, env and files), a Docker volume per Fly Volume, `docker exec` for exec and `docker pause` for suspend.
+ * Everything is named and labelled with the stand-in's run id, so cleaning up touches nothing else on the engine.
+ */
+import http from 'node:http';
+import { PassThrough } from 'node:stream';
+import { connectEngine, demux, statusOf } from '../../src/providers/docker/engine.js';
+
+export interface BackingMachine {
+  name: string;
+  image: string;
+  cmd?: string[];
+  entrypoint?: string[];
+  env: Record<string, string>;
+  files: Array<{ path: string; mode: number; content: Buffer }>;
+  mounts: Array<{ dockerVolume: string; path: string }>;
+  cpus: number;
+  memoryMb: number;
+}
+
+export class DockerBacking {
+  private readonly engine = connectEngine();
+
+  constructor(
+    /** Label value and name prefix of everything this stand-in creates. */
+    readonly runId: string,
+    private readonly network: string,
+  ) {}
+
+  private get labels(): Record<string, string> {
+    return { 'dev.claude-vm.flystandin': this.runId };
+  }
+
+  async imageExists(image: string): Promise<boolean> {
+    return this.engine.call('GET', `/images/${encodeURIComponent(image)}/json`).then(() => true, (e) => (statusOf(e) === 404 ? false : Promise.reject(e)));
+  }
+
+  async createVolume(name: string): Promise<void> {
+    await this.engine.call('POST', '/volumes/create', { Name: name, Labels: this.labels });
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await this.engine.call('DELETE', `/volumes/${name}`).catch((e) => (statusOf(e) === 404 ? undefined : Promise.reject(e)));
+  }
+
+  /** Creates the container (not started) and writes the Machine's files into it, as Fly does before boot. */
+  async createContainer(m: BackingMachine): Promise<string> {
+    const info = await this.engine.call<{ NCPU?: number }>('GET', '/info');
+    const { Id } = await this.engine.call<{ Id: string }>('POST', `/containers/create?name=${m.name}`, {
+      Image: m.image,
+      ...(m.cmd ? { Cmd: m.cmd } : {}),
+      ...(m.entrypoint ? { Entrypoint: m.entrypoint } : {}),
+      Env: Object.entries(m.env).map(([k, v]) => `${k}=${v}`),
+      Labels: this.labels,
+      HostConfig: {
+        // Fly's own init is PID 1 in a Machine; Docker's is the nearest thing.
+        Init: true,
+        // NoCopy: a new Fly volume is an empty file system owned by root, not a copy of the image's directory.
+        Mounts: m.mounts.map((v) => ({ Type: 'volume', Source: v.dockerVolume, Target: v.path, VolumeOptions: { NoCopy: true } })),
+        Memory: m.memoryMb * 1024 * 1024,
+        NanoCpus: Math.round(Math.min(m.cpus, info.NCPU ?? m.cpus) * 1e9),
+        NetworkMode: this.network,
+      },
+    });
+    if (m.files.length) await this.putArchive(Id, tar(m.files));
+    return Id;
+  }
+
+  async start(id: string): Promise<void> {
+    await this.engine.call('POST', `/containers/${id}/start`).catch((e) => (statusOf(e) === 304 ? undefined : Promise.reject(e)));
+  }
+
+  async stop(id: string, kill: boolean): Promise<void> {
+    await this.engine.call('POST', kill ? `/containers/${id}/kill` : `/containers/${id}/stop?t=10`).catch((e) => ([304, 409].includes(statusOf(e) ?? 0) ? undefined : Promise.reject(e)));
+  }
+
+  async pause(id: string): Promise<void> {
+    await this.engine.call('POST', `/containers/${id}/pause`);
+  }
+
+  async unpause(id: string): Promise<void> {
+    await this.engine.call('POST', `/containers/${id}/unpause`);
+  }
+
+  async paused(id: string): Promise<boolean> {
+    return (await this.engine.call<{ State: { Paused: boolean } }>('GET', `/containers/${id}/json`)).State.Paused;
+  }
+
+  async remove(id: string): Promise<void> {
+    await this.engine.call('DELETE', `/containers/${id}?force=true`).catch((e) => (statusOf(e) === 404 ? undefined : Promise.reject(e)));
+  }
+
+  /** `docker exec` as root (Fly runs exec as root), with the whole input and output in memory, as Fly's exec has them. */
+  async exec(id: string, command: string[], stdin: string | undefined): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }> {
+    const { Id } = await this.engine.call<{ Id: string }>('POST', `/containers/${id}/exec`, { Cmd: command, User: '0:0', AttachStdin: stdin !== undefined, AttachStdout: true, AttachStderr: true });
+    const conn = await this.engine.hijack(`/exec/${Id}/start`, { Detach: false, Tty: false });
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    const sink = (into: Buffer[]) => new PassThrough().on('data', (d: Buffer) => into.push(d));
+    const done = demux(conn, sink(out), sink(err));
+    conn.end(stdin ?? '');
+    await done;
+    conn.destroy();
+    const { ExitCode } = await this.engine.call<{ ExitCode: number | null }>('GET', `/exec/${Id}/json`);
+    return { exitCode: ExitCode ?? 1, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+  }
+
+  /** Removes every container and volume of this run, and nothing else. */
+  async cleanUp(): Promise<void> {
+    const filter = encodeURIComponent(JSON.stringify({ label: [`dev.claude-vm.flystandin=${this.runId}`] }));
+    const containers = await this.engine.call<Array<{ Id: string }>>('GET', `/containers/json?all=1&filters=${filter}`);
+    for (const c of containers) await this.remove(c.Id);
+    const { Volumes } = await this.engine.call<{ Volumes: Array<{ Name: string }> | null }>('GET', `/volumes?filters=${filter}`);
+    for (const v of Volumes ?? []) await this.removeVolume(v.Name);
+    this.engine.close();
+  }
+
+  /** What is left of this run on the engine (for asserting nothing leaked). */
+  async leftovers(): Promise<{ containers: number; volumes: number }> {
+    const filter = encodeURIComponent(JSON.stringify({ label: [`dev.claude-vm.flystandin=${this.runId}`] }));
+    const containers = await this.engine.call<unknown[]>('GET', `/containers/json?all=1&filters=${filter}`);
+    const { Volumes } = await this.engine.call<{ Volumes: unknown[] | null }>('GET', `/volumes?filters=${filter}`);
+    return { containers: containers.length, volumes: (Volumes ?? []).length };
+  }
+
+  /** The engine client sends JSON only; an archive upload is a raw tar body. */
+  private putArchive(id: string, body: Buffer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const socketPath = (process.env.DOCKER_HOST ?? 'unix:///var/run/docker.sock').replace(/^unix:\/\//, '');
+      const req = http.request({ socketPath, method: 'PUT', path: `/v1.41/containers/${id}/archive?path=/`, headers: { 'Content-Type': 'application/x-tar', 'Content-Length': body.length } }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d));
+        res.on('end', () => ((res.statusCode ?? 500) < 300 ? resolve() : reject(new Error(`docker archive upload: ${res.statusCode} ${text}`))));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  }
+}
+
+/** A ustar archive of files (owned by root) and the directories above them. */
+function tar(files: Array<{ path: string; mode: number; content: Buffer }>): Buffer {
+  const parts: Buffer[] = [];
+  const dirs = new Set<string>();
+  for (const f of files) {
+    const segments = f.path.replace(/^\/+/, '').split('/');
+    for (let i = 1; i < segments.length; i++) {
+      const dir = segments.slice(0, i).join('/') + '/';
+      if (!dirs.has(dir)) {
+        dirs.add(dir);
+        parts.push(header(dir, 0o755, 0, '5'));
+      }
+    }
+    parts.push(header(segments.join('/'), f.mode, f.content.length, '0'), f.content, Buffer.alloc((512 - (f.content.length % 512)) % 512));
+  }
+  parts.push(Buffer.alloc(1024));
+  return Buffer.concat(parts);
+}
+
+function header(name: string, mode: number, size: number, type: '0' | '5'): Buffer {
+  const h = Buffer.alloc(512);
+  const octal = (v: number, len: number) => v.toString(8).padStart(len - 1, '0') + '\0';
+  h.write(name, 0, 100);
+  h.write(octal(mode, 8), 100);
+  h.write(octal(0, 8), 108);
+  h.write(octal(0, 8), 116);
+  h.write(octal(size, 12), 124);
+  h.write(octal(Math.floor(Date.now() / 1000), 12), 136);
+  h.write('        ', 148);
+  h.write(type, 156);
+  h.write('ustar\0', 257);
+  h.write('00', 263);
+  let sum = 0;
+  for (const b of h) sum += b;
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
+  return h;
+}
