@@ -6,6 +6,7 @@
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -78,6 +79,24 @@ test('a Fly workspace runs Claude Code, stops, suspends, resumes around its kept
     const events = async () => (await cli.ok(['logs', conv, '--json'])).stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AnyEvent);
     await until('the turn to complete', async () => (await events()).some((e) => e.type === 'turn.completed'), { timeoutMs: 180_000, explain: () => `model requests: ${model.turnRequests.length}\n${server!.log().slice(-3000)}` });
     assert.equal((await cli.ok(['exec', ws.id, '--', 'cat', 'from-claude.txt'])).stdout, 'written on fly\n');
+
+    // The laptop closes mid-turn: with the control plane gone, the agent in the machine finishes on its own; back
+    // on the same public URL, the control plane gets every event the daemon logged meanwhile, once each.
+    let releaseBash!: () => void;
+    model.enqueue({ tools: [{ name: 'Bash', input: { command: 'echo offline-$((6*7)) > offline.txt' } }], hold: new Promise<void>((r) => (releaseBash = r)) }, { text: 'finished alone' });
+    const requestsBefore = model.turnRequests.length;
+    await cli.ok(['send', conv, 'run a command']);
+    await until('the held model request', () => model.turnRequests.length > requestsBefore, { timeoutMs: 180_000 });
+    await killHard(server);
+    releaseBash();
+    const container = fly.machines.get(first)!.container!;
+    const inMachine = () => spawnSync('docker', ['exec', container, 'cat', `/workspace/.claude-vm/conversations/${conv}/events.jsonl`], { encoding: 'utf8' }).stdout;
+    await until('the turn to finish with no control plane', () => (inMachine().match(/"turn\.completed"/g) ?? []).length >= 2, { timeoutMs: 180_000 });
+    server = await startServerProcess(home, { port, args: ['--listen', `0.0.0.0:${port}`, '--public-url', `http://${GATEWAY}:${port}`] });
+    const truth = inMachine().split('\n').filter(Boolean).map((l) => (JSON.parse(l) as AnyEvent).seq);
+    await until('every event at the restarted control plane', async () => (await events()).length >= truth.length, { timeoutMs: 120_000 });
+    assert.deepEqual((await events()).map((e) => e.seq), truth, 'no gap, no duplicate');
+    assert.equal((await cli.ok(['exec', ws.id, '--', 'cat', 'offline.txt'])).stdout, 'offline-42\n');
 
     // down stops the machine; up starts the same one, with its files.
     await cli.ok(['workspace', 'down', ws.id]);
