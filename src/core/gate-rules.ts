@@ -49,7 +49,12 @@ export async function readProjectRules(provider: Provider, refs: ResourceRefs, p
   const code = await h.exit;
   if (code === 3) return null;
   if (code !== 0) throw new UserError('provider_unavailable', `Could not read the project's ${PROJECT_RULES_FILE}.`);
-  checkRules(text);
+  try {
+    checkRules(text);
+  } catch (e) {
+    if (e instanceof UserError) throw new UserError(e.code, `The project's ${PROJECT_RULES_FILE} has a mistake. ${e.message}`, e.hint);
+    throw e;
+  }
   return text;
 }
 
