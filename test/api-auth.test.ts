@@ -118,6 +118,7 @@ function inputs(op: Operation, w: World): { query: string; body?: unknown } {
     case 'PUT /api/v1/notifications': return { query: '', body: { webhookUrl: null } };
     case 'POST /api/v1/notifications/subscriptions': return { query: '', body: { endpoint: 'https://push.example/probe', keys: { p256dh: 'probe', auth: 'probe' } } };
     case 'POST /api/v1/workspaces/{id}/git/commit': return { query: '', body: { message: 'probe' } };
+    case 'PUT /api/v1/workspaces/{id}/rules': return { query: '', body: { text: 'ask probe\n' } };
     default: return { query: '' };
   }
 }

@@ -7,6 +7,7 @@ import type { ExecHandle, ExecOptions, LogOptions, ProviderOptionSpec, SizeSpec 
 import type { AnyEvent, ConversationInfo, QueuedMessage } from '../protocol/events.js';
 import type { AgentSettings, SetAgentRequest } from '../core/agents.js';
 import type { NewChatRequest } from '../core/conversations.js';
+import type { WorkspaceRules } from '../core/gate-rules.js';
 import type { Duplex, Readable, Writable } from 'node:stream';
 
 export interface ProviderTypeInfo {
@@ -109,6 +110,9 @@ export interface ClaudeVmClient {
     exec(ref: string, req: StreamIo & { argv: string[] }): Promise<ExecHandle>;
     shell(ref: string, req: StreamIo): Promise<ExecHandle>;
     logs(ref: string, opts: LogOptions): Promise<void>;
+    rules(ref: string): Promise<WorkspaceRules>;
+    /** null: back to the built-in rules only. */
+    setRules(ref: string, text: string | null): Promise<WorkspaceRules>;
   };
   agents: {
     set(req: SetAgentRequest & { workspace?: string }): Promise<AgentSettings>;

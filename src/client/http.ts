@@ -153,6 +153,8 @@ export function httpClient(initial: Connection): ClaudeVmClient {
         const res = await request('GET', `/api/v1/workspaces/${enc(ref)}/logs?${q}`);
         for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) opts.stdout.write(chunk);
       },
+      rules: (ref) => json('GET', `/api/v1/workspaces/${enc(ref)}/rules`),
+      setRules: (ref, text) => json('PUT', `/api/v1/workspaces/${enc(ref)}/rules`, { text }),
     },
     agents: {
       set: ({ agent, workspaceId, workspace, ...rest }) => json('PUT', `/api/v1/agents/${enc(agent)}`, { workspace: workspace ?? workspaceId, ...rest }),

@@ -47,7 +47,9 @@ export class ConversationService {
     const t = await this.workspaces.runningTarget(req.workspace);
     await this.daemons.ensure(t);
     const settings = await this.agents.launchSettings(agent, t.workspaceId);
-    const info = (await this.daemons.call(t, 'conversation.create', { agent, model: req.model ?? settings.model, env: settings.env, message: req.message })) as ConversationInfo;
+    // The user's approval rules travel with every message, from here only: the daemon keeps no copy the agent could edit.
+    const rules = (await this.store.gateRules(t.workspaceId)).text;
+    const info = (await this.daemons.call(t, 'conversation.create', { agent, model: req.model ?? settings.model, env: settings.env, rules, message: req.message })) as ConversationInfo;
     await this.store.insertConversation({ id: info.id, workspaceId: t.workspaceId, agent, info });
     return info;
   }
@@ -74,7 +76,8 @@ export class ConversationService {
     const c = await this.locate(ref);
     const t = await this.workspaces.runningTarget(c.workspaceId);
     const settings = await this.agents.launchSettings(c.agent, t.workspaceId);
-    return (await this.daemons.call(t, 'conversation.send', { id: c.id, text, env: settings.env })) as QueuedMessage;
+    const rules = (await this.store.gateRules(t.workspaceId)).text;
+    return (await this.daemons.call(t, 'conversation.send', { id: c.id, text, env: settings.env, rules })) as QueuedMessage;
   }
 
   async cancel(ref: string, queueId: string): Promise<void> {

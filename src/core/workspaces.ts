@@ -7,6 +7,7 @@ import { newId, newWorkspaceId } from '../store/ids.js';
 import type { StateStore, WorkspaceRow } from '../store/state.js';
 import { DEFAULT_IMAGE } from './defaults.js';
 import { populate } from './populate.js';
+import { readProjectRules } from './gate-rules.js';
 import type { ProviderService } from './providers.js';
 import { currentBranch, looksLikeGitUrl, looksLikePath, resolveSource, type Source } from './sources.js';
 import type { Principal } from './principal.js';
@@ -92,7 +93,12 @@ export class WorkspaceService {
       throw e;
     }
     const branch = req.branch ?? (source.sourceKind === 'path' ? currentBranch(source.source) : null);
-    return this.build(source, req, branch, (t) => populate(t.provider, t.refs, source, t.projectDir, req.branch ?? null, progress), progress);
+    return this.build(source, req, branch, async (t) => {
+      await populate(t.provider, t.refs, source, t.projectDir, req.branch ?? null, progress);
+      // The project's approval rules, read now: no agent has run here yet, so the file is the source's own.
+      const rules = await readProjectRules(t.provider, t.refs, t.projectDir);
+      if (rules !== null) await this.store.setGateRules(t.workspaceId, rules);
+    }, progress);
   }
 
   /**

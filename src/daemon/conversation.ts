@@ -10,6 +10,7 @@ import type { AgentName, ConversationInfo, ConversationState, QueuedMessage } fr
 import { EventLog } from './event-log.js';
 import { scrubSecrets, secretValues } from './scrub.js';
 import { classify } from './gate.js';
+import type { GateRule } from '../protocol/gate-rules.js';
 import type { AgentDefinition, AgentDriver } from './agents/driver.js';
 
 interface Meta {
@@ -36,6 +37,8 @@ export interface ConversationDeps {
   agent: AgentDefinition;
   /** How long an approval request waits for the user before it is refused. */
   approvalTimeoutMs?: number;
+  /** The user's approval rules, as the control plane last delivered them (never read from the volume). */
+  rules?: () => GateRule[];
 }
 
 export class Conversation {
@@ -130,7 +133,7 @@ export class Conversation {
   async gate(tool: string, input: unknown): Promise<{ allow: true } | { allow: false; reason: string }> {
     const command = tool === 'Bash' && typeof (input as { command?: unknown })?.command === 'string' ? (input as { command: string }).command : undefined;
     if (command === undefined) return { allow: true };
-    const verdict = classify(command);
+    const verdict = classify(command, this.deps.rules?.() ?? []);
     if (verdict.action === 'allow') return { allow: true };
     if (verdict.action === 'block') return { allow: false, reason: `Blocked by the workspace's rules: ${verdict.reason}.` };
     const approvalId = `apr_${randomBytes(5).toString('hex')}`;

@@ -14,6 +14,7 @@ import { WorkspaceGit } from './git.js';
 import { AGENT_DEFINITIONS } from './agents/index.js';
 import { TunnelClient, type RpcReply } from './tunnel.js';
 import { openTarget } from './streams.js';
+import { GateRulesError, parseGateRules, type GateRule } from '../protocol/gate-rules.js';
 
 export interface DaemonOptions {
   /** $root holds the socket and conversations/ (on the workspace volume). */
@@ -38,13 +39,22 @@ const ERROR_CODES = new Set(['not_found', 'forbidden', 'wrong_state', 'invalid_a
 
 /** Methods that hold something for as long as the local connection lives, or stream on it. */
 const LOCAL_ONLY = new Set(['conversation.tui', 'events.read']);
-/** Decisions that belong to the user, through the control plane: the agent (same uid, same socket) cannot approve itself. */
-const REMOTE_ONLY = new Set(['approval.decide']);
+/**
+ * Decisions that belong to the user, through the control plane: the agent (same uid, same socket) can neither
+ * approve itself nor change its own approval rules.
+ */
+const REMOTE_ONLY = new Set(['approval.decide', 'rules.set']);
 
 export class Daemon {
   private readonly conversations = new Map<string, Conversation>();
   private server: Server | undefined;
   private tunnel: TunnelClient | undefined;
+
+  /**
+   * The user's approval rules. Kept in memory only: they come from the control plane with every call that can start
+   * an agent (and `rules.set`), because any file the daemon could read, the agent could write.
+   */
+  private rules: GateRule[] = [];
 
   private readonly files: WorkspaceFiles;
   private readonly git: WorkspaceGit;
@@ -116,6 +126,8 @@ export class Daemon {
           send({ error: { message: `${req.method} is only accepted from the control plane.`, code: 'forbidden' } });
           continue;
         }
+        // Rules ride along with remote calls only; on the local socket they would be the agent's own.
+        if (req.params && 'rules' in req.params) delete req.params.rules;
         this.handle(req, send, unsubscribers).catch((e: Error) => send({ error: { message: e.message } }));
       }
     });
@@ -144,6 +156,7 @@ export class Daemon {
         const agent = (p.agent as string | undefined) ?? 'claude';
         if (!AGENTS.includes(agent as AgentName)) throw new RpcError(`Unknown agent "${agent}". Known: ${AGENTS.join(', ')}.`);
         if (!AGENT_DEFINITIONS[agent as AgentName]) throw new RpcError(`The ${agent} agent is not supported by this workspace daemon yet.`);
+        this.takeRules(p.rules);
         const id = `c_${randomBytes(5).toString('hex')}`;
         const c = Conversation.create(this.deps(id, agent as AgentName), {
           id, workspaceId: this.opts.workspaceId, agent: agent as AgentName, model: (p.model as string | undefined) ?? null,
@@ -161,6 +174,7 @@ export class Daemon {
       case 'conversation.send': {
         const c = this.get(p);
         if (typeof p.text !== 'string' || !p.text.trim()) throw new RpcError('The message is empty.');
+        this.takeRules(p.rules);
         c.configure(p.env as Record<string, string> | undefined);
         return send({ result: c.enqueue(p.text) });
       }
@@ -178,6 +192,9 @@ export class Daemon {
         }
         return send({ result: { approvalId: p.approvalId, decision } });
       }
+      case 'rules.set':
+        this.takeRules(p.rules ?? null);
+        return send({ result: { rules: this.rules.length } });
       case 'conversation.tui': {
         // Held for as long as this connection lives: the TUI wrapper keeps it open until the TUI exits.
         const c = this.get(p);
@@ -213,6 +230,17 @@ export class Daemon {
     }
   }
 
+  /** A rules file from the control plane: text replaces the rules, null clears them, undefined leaves them. */
+  private takeRules(text: unknown): void {
+    if (text === undefined) return;
+    try {
+      this.rules = typeof text === 'string' ? parseGateRules(text) : [];
+    } catch (e) {
+      // The control plane checked them: a file it took that this daemon refuses is a version skew, said loudly.
+      throw new RpcError(e instanceof GateRulesError ? e.message : String(e));
+    }
+  }
+
   private get(p: Record<string, unknown>): Conversation {
     const id = String(p.id ?? '');
     const c = this.conversations.get(id) ?? [...this.conversations.values()].find((x) => x.info().id.startsWith(id) && id.length >= 4);
@@ -229,6 +257,7 @@ export class Daemon {
       secretFile: join(this.opts.secretDir, `${id}.json`),
       agent: def,
       approvalTimeoutMs: Number(process.env.CLAUDE_VM_APPROVAL_TIMEOUT ?? 900) * 1000,
+      rules: () => this.rules,
     };
   }
 }

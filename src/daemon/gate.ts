@@ -2,8 +2,11 @@
  * @module The approval gate's rules, claudetainer's three tiers: a few commands are never run (privilege escalation,
  * reading credentials, wiping the root), a few wait for the user (history rewrites, publishing, piping downloads
  * into a shell), everything else runs. A shell command is split into every command it would run, so the rules see
- * through `;`, `&&`, pipes, `$(…)`, backticks, line continuations, `sh -c`, `find -exec` and `xargs`.
+ * through `;`, `&&`, pipes, `$(…)`, backticks, line continuations, `sh -c`, `find -exec` and `xargs`. The user's own
+ * rules (src/protocol/gate-rules.ts), delivered by the control plane and never read from the volume, come first.
  */
+
+import { matchGateRule, type GateRule } from '../protocol/gate-rules.js';
 
 export type Verdict = { action: 'allow' } | { action: 'block' | 'ask'; reason: string };
 
@@ -12,13 +15,13 @@ interface Rule {
   reason: string;
 }
 
+const CREDENTIALS = /(\.credentials\.json|\.codex\/auth\.json|oauth_creds\.json|opencode\/auth\.json|\/proc\/[^ ]*\/environ|\.claude-vm\/tunnel\.json|\.ssh\/id_[a-z0-9]+\b)/;
+const READING_CREDENTIALS = 'reading credentials is not allowed';
+
 const BLOCK: Rule[] = [
   { test: (a) => ['sudo', 'su', 'doas', 'pkexec'].includes(a[0]!), reason: 'privilege escalation is not allowed in a workspace' },
   { test: (a) => a[0] === 'rm' && a.some((x) => /^-\w*r/.test(x) || x === '--recursive') && a.some((x) => /^(\/|\/\*|~\/?|\$HOME\/?)$/.test(x)), reason: 'deleting the root or home directory is not allowed' },
-  {
-    test: (_a, w) => /(\.credentials\.json|\.codex\/auth\.json|oauth_creds\.json|opencode\/auth\.json|\/proc\/[^ ]*\/environ|\.claude-vm\/tunnel\.json|\.ssh\/id_[a-z0-9]+\b)/.test(w),
-    reason: 'reading credentials is not allowed',
-  },
+  { test: (_a, w) => CREDENTIALS.test(w), reason: READING_CREDENTIALS },
 ];
 
 const ASK: Rule[] = [
@@ -31,14 +34,40 @@ const ASK: Rule[] = [
 /** Downloads piped straight into an interpreter. */
 const PIPE_TO_SHELL = /\b(curl|wget)\b[^|;&]*\|\s*(sudo\s+)?(ba|z|da)?sh\b/;
 
-export function classify(command: string): Verdict {
+/**
+ * The verdict for a shell line. Each command it would run is decided by the first user rule that matches it, else
+ * by the built-in rules; the line gets the strictest of those (block over ask over allow). The checks that look at
+ * the whole line (credentials mentioned anywhere, a download piped into a shell) apply unless the user allowed
+ * every command in it.
+ */
+export function classify(command: string, rules: GateRule[] = []): Verdict {
   const flat = command.replace(/\\\r?\n/g, ' ');
   const commands = split(flat);
-  const all = [flat, ...commands.map((c) => c.join(' '))].join('\n');
-  for (const r of BLOCK) if (commands.some((argv) => r.test(argv, all)) || r.test([''], all)) return { action: 'block', reason: r.reason };
-  if (PIPE_TO_SHELL.test(flat)) return { action: 'ask', reason: 'a download is piped into a shell' };
-  for (const argv of commands) for (const r of ASK) if (r.test(argv, all)) return { action: 'ask', reason: r.reason };
+  let verdict: Verdict = { action: 'allow' };
+  let userAllowedAll = commands.length > 0;
+  for (const argv of commands) {
+    const mine = matchGateRule(rules, argv.join(' '));
+    if (mine?.action !== 'allow') userAllowedAll = false;
+    verdict = stricter(verdict, mine ? (mine.action === 'allow' ? { action: 'allow' } : { action: mine.action, reason: mine.reason }) : builtIn(argv));
+  }
+  if (!userAllowedAll) {
+    if (CREDENTIALS.test(flat)) verdict = stricter(verdict, { action: 'block', reason: READING_CREDENTIALS });
+    if (PIPE_TO_SHELL.test(flat)) verdict = stricter(verdict, { action: 'ask', reason: 'a download is piped into a shell' });
+  }
+  return verdict;
+}
+
+function builtIn(argv: string[]): Verdict {
+  const words = argv.join(' ');
+  for (const r of BLOCK) if (r.test(argv, words)) return { action: 'block', reason: r.reason };
+  for (const r of ASK) if (r.test(argv, words)) return { action: 'ask', reason: r.reason };
   return { action: 'allow' };
+}
+
+const RANK = { allow: 0, ask: 1, block: 2 } as const;
+/** The stricter verdict; on a tie the first, so the reason is the first command's. */
+function stricter(a: Verdict, b: Verdict): Verdict {
+  return RANK[b.action] > RANK[a.action] ? b : a;
 }
 
 const WRAPPERS = ['env', 'nohup', 'time', 'timeout', 'nice', 'command', 'exec', 'builtin', 'then', 'do', 'else', '!'];

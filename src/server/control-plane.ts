@@ -15,6 +15,7 @@ import { WorkspaceService, type WorkspaceHooks } from '../core/workspaces.js';
 import { AgentService } from '../core/agents.js';
 import { ConversationService } from '../core/conversations.js';
 import { SnapshotService, snapshotTarget } from '../core/snapshots.js';
+import { GateRulesService } from '../core/gate-rules.js';
 import type { SnapshotStore } from '../snapshots/engine.js';
 import { RESTORING_MARKER } from '../snapshots/agent.js';
 import { run } from '../core/run-in-workspace.js';
@@ -55,6 +56,7 @@ export interface UserServices {
   agents: AgentService;
   conversations: ConversationService;
   snapshots: SnapshotService;
+  rules: GateRulesService;
 }
 
 export class ControlPlane {
@@ -163,7 +165,8 @@ export class ControlPlane {
     });
     const agents = new AgentService(this.store, principal.userId);
     const conversations = new ConversationService(this.store, workspaces, agents, this.daemons, this.hub, principal);
-    return { principal, providers, workspaces, agents, conversations, snapshots: new SnapshotService(workspaces, this.snapshots) };
+    const rules = new GateRulesService(this.store, workspaces, this.daemons);
+    return { principal, providers, workspaces, agents, conversations, snapshots: new SnapshotService(workspaces, this.snapshots), rules };
   }
 
   private snapshotHooks(snapshots: SnapshotStore): Pick<WorkspaceHooks, 'snapshot' | 'restore' | 'purgeSnapshots'> {

@@ -169,4 +169,9 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL          -- sealed when secret
   );
   `,
+  // 6: each workspace's approval rules (its project's .claude-vm/gate-rules at creation, or \`workspace rules --set\`).
+  `
+  ALTER TABLE workspaces ADD COLUMN gate_rules TEXT;  -- NULL: the built-in rules only
+  ALTER TABLE workspaces ADD COLUMN gate_rules_updated_at TEXT;
+  `,
 ];

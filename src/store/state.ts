@@ -247,6 +247,16 @@ export class StateStore {
     return rows.map((r) => ({ id: r.id, workspaceId: r.workspace_id, agent: r.agent, createdAt: r.created_at, info: r.info ? (JSON.parse(r.info) as ConversationInfo) : null }));
   }
 
+  /** The workspace's approval rules file as the user gave it; null: the built-in rules only. */
+  async gateRules(workspaceId: string): Promise<{ text: string | null; updatedAt: string | null }> {
+    const row = await this.db.get<{ gate_rules: string | null; gate_rules_updated_at: string | null }>('SELECT gate_rules, gate_rules_updated_at FROM workspaces WHERE id = ?', [workspaceId]);
+    return { text: row?.gate_rules ?? null, updatedAt: row?.gate_rules_updated_at ?? null };
+  }
+
+  async setGateRules(workspaceId: string, text: string | null): Promise<void> {
+    await this.db.run('UPDATE workspaces SET gate_rules = ?, gate_rules_updated_at = ? WHERE id = ?', [text, now(), workspaceId]);
+  }
+
   /**
    * The workspace's SSH host key pair, made on first use and kept sealed: the same key after down/up, a restore,
    * or a move to another provider, so the user's known_hosts never complains.

@@ -7,6 +7,7 @@ import type { Context } from '../context.js';
 import { confirm, parseDuration } from '../options.js';
 import { progressReporter } from '../progress.js';
 import { ago, duration, printJson, table } from '../render.js';
+import { rulesCommand } from './rules.js';
 
 export function workspaceCommands(program: Command, ctx: Context): void {
   const ws = program.command('workspace').alias('ws').description('Create, list, stop, resume and delete workspaces');
@@ -117,6 +118,8 @@ Examples:
       if (!list.length) return void process.stdout.write(`No snapshots yet. Take one with \`claude-vm workspace snapshot ${id}\`.\n`);
       process.stdout.write(table(['ID', 'TAKEN', 'REASON', 'FILES', 'SIZE', 'STORED'], list.map((s) => [s.id, ago(s.createdAt) + ' ago', s.reason, String(s.files), mb(s.bytes), mb(s.storedBytes)])));
     });
+
+  rulesCommand(ws, ctx);
 
   ws.command('export <id>')
     .description('Write the latest snapshot to a tar file (a running workspace is snapshotted first)')

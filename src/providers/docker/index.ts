@@ -5,6 +5,7 @@ import type { ProgressFn } from '../../protocol/types.js';
 import type { ControlPlaneEndpoints, ExecHandle, ExecOptions, LogOptions, Provider, ProviderFactory, ResourceRefs, RuntimeStatus, SizeSpec, WorkspaceSpec } from '../provider.js';
 import { BOOTSTRAP_SCRIPT, IS_READY, WORKSPACE_UID } from './bootstrap.js';
 import { Engine, connectEngine, demux, pingEngine, statusOf } from './engine.js';
+import { PIDS_LIMITS, hardenedHostConfig, readOnlyRootOption } from './hardening.js';
 import { pullImage } from './pull.js';
 
 /** Images built from image/Dockerfile carry this label: they bring their own non-root user and entrypoint. */
@@ -92,6 +93,8 @@ export class DockerProvider implements Provider {
     const volume = `claude-vm-${spec.id}`;
     const image = await this.engine.call<ImageInspect>('GET', `/images/${encodeURIComponent(spec.image)}/json`);
     const native = image.Config?.Labels?.[NATIVE_IMAGE_LABEL] === '1';
+    // Checked before anything is made, so a bad size or option leaves nothing behind.
+    const confinement = await this.confinement(spec.size, native);
     // A volume that already exists holds this workspace's data (resume after `delete`): reuse it, never remove it.
     const existed = await this.engine.call('GET', `/volumes/${volume}`).then(() => true, (e) => (statusOf(e) === 404 ? false : Promise.reject(e)));
     if (!existed) {
@@ -100,7 +103,6 @@ export class DockerProvider implements Provider {
     }
     // The daemon dials the control plane through its socket, mounted in: no port is opened on either side.
     const controlPlaneDir = this.options['control-plane-url'] ? undefined : this.conn.controlPlaneDir?.(spec);
-    const limits = await this.limits(spec.size);
     try {
       progress?.({ step: 'Creating container', detail: volume });
       const created = await this.engine.call<{ Id: string }>('POST', `/containers/create?name=${volume}`, {
@@ -117,10 +119,9 @@ export class DockerProvider implements Provider {
             { Type: 'volume', Source: volume, Target: ROOT },
             ...(controlPlaneDir ? [{ Type: 'bind', Source: controlPlaneDir, Target: CP_MOUNT }] : []),
           ],
-          ...limits,
+          ...confinement,
           // Running workspaces come back after a dockerd or host restart; `down` keeps them down.
           RestartPolicy: { Name: 'unless-stopped' },
-          SecurityOpt: ['no-new-privileges'],
           ...(this.options.network ? { NetworkMode: this.options.network } : {}),
         },
       });
@@ -134,14 +135,18 @@ export class DockerProvider implements Provider {
     }
   }
 
-  /** CPU, memory and process limits for a size, never more CPUs than the engine has (Docker refuses that). */
-  private async limits(size: string | undefined): Promise<Record<string, number>> {
+  /** Limits for a size (never more CPUs or memory than the engine has: Docker refuses that), and the hardening. */
+  private async confinement(size: string | undefined, native: boolean): Promise<Record<string, unknown>> {
     const spec = DOCKER_SIZES[size ?? 'medium'];
     if (!spec) throw new UserError('invalid_argument', `Unknown size "${size}".`, `Docker sizes: ${Object.keys(DOCKER_SIZES).join(', ')}.`);
     const info = await this.engine.call<{ NCPU?: number; MemTotal?: number }>('GET', '/info');
-    const cpus = Math.min(spec.cpus, info.NCPU ?? spec.cpus);
-    const memory = Math.min(spec.memoryMb * 1024 * 1024, info.MemTotal ?? Infinity);
-    return { NanoCpus: Math.round(cpus * 1e9), Memory: memory, PidsLimit: 4096 };
+    return hardenedHostConfig({
+      size: spec,
+      pids: PIDS_LIMITS[size ?? 'medium'] ?? PIDS_LIMITS.medium!,
+      engine: { cpus: info.NCPU, memoryBytes: info.MemTotal },
+      native,
+      readOnlyRoot: readOnlyRootOption(this.options['read-only-root']),
+    });
   }
 
   tunnelUrl(refs: ResourceRefs, cp: ControlPlaneEndpoints): string {
@@ -306,6 +311,7 @@ export const dockerProviderFactory: ProviderFactory = {
     { name: 'host', description: 'Docker engine address (unix:///var/run/docker.sock, tcp://host:2375)', default: '$DOCKER_HOST or the local socket' },
     { name: 'network', description: 'Docker network for workspaces (e.g. host, or a network you created)', default: 'bridge' },
     { name: 'control-plane-url', description: 'URL workspaces dial to reach the control plane', default: 'its socket, mounted in (local engines), else --public-url' },
+    { name: 'read-only-root', description: 'true: a read-only root filesystem (tmpfs for /tmp, /run and the home directory); images built for claude-vm only', default: 'false' },
     { name: 'price-per-hour', description: 'what an hour of a medium workspace costs you (small ×0.5, large ×2), for cost accounting', default: '0' },
   ],
   sizes: DOCKER_SIZES,

@@ -103,6 +103,7 @@ export const sshProviderFactory: ProviderFactory = {
     { name: 'known-hosts', description: 'known_hosts file to check the host key against', default: '~/.ssh/known_hosts' },
     { name: 'docker-socket', description: "the remote engine's socket", default: '/var/run/docker.sock' },
     { name: 'network', description: 'Docker network for workspaces on that host', default: 'bridge' },
+    { name: 'read-only-root', description: 'true: a read-only root filesystem (tmpfs for /tmp, /run and the home directory); images built for claude-vm only', default: 'false' },
     { name: 'control-plane-url', description: 'URL workspaces dial instead of the SSH tunnel (a public control plane)', default: 'the control plane socket, forwarded over SSH' },
     { name: 'price-per-hour', description: 'what an hour of a medium workspace on that host costs you (small ×0.5, large ×2)', default: '0' },
   ],

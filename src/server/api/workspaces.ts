@@ -55,6 +55,21 @@ export function workspaceRoutes(app: Api, cp: ControlPlane): void {
 
   route(
     app, cp,
+    { method: 'get', path: '/api/v1/workspaces/{id}/rules', summary: "The workspace's approval rules (the user's; the built-in ones always apply under them)", tag: 'workspaces', params: ID },
+    async ({ c, s }, { params }) => c.json(await s.rules.get(params.id)),
+  );
+
+  route(
+    app, cp,
+    {
+      method: 'put', path: '/api/v1/workspaces/{id}/rules', summary: 'Replace the approval rules (null: the built-in ones only); a running agent gets them at once', tag: 'workspaces', params: ID,
+      body: z.object({ text: z.string().nullable() }),
+    },
+    async ({ c, s }, { params, body }) => c.json(await s.rules.set(params.id, body.text)),
+  );
+
+  route(
+    app, cp,
     { method: 'post', path: '/api/v1/workspaces/{id}/snapshots', summary: 'Snapshot a running workspace now', tag: 'snapshots', params: ID, body: z.object({ includeCaches: z.boolean().optional() }).optional(), answer: 'ndjson' },
     ({ c, s }, { params, body }) => withProgress(c, (progress) => s.snapshots.take(params.id, { includeCaches: body?.includeCaches }, progress), 201),
   );
