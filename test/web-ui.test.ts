@@ -4,7 +4,8 @@
  * scripted model. The browser logs in through `claude-vm web --no-open`'s one-time link, launches the workspace
  * from the launch form, chats (tool calls and the answer appear live; a message sent during a held turn shows as
  * queued, then is answered), reads the diff of what the agent changed, runs `git log --oneline` in the
- * terminal, and approves a risky command the agent asks to run from the banner that shows on every page. Everything runs at phone size (390×844) and desktop size (1440×900); each step is screenshotted (see
+ * terminal, and approves a risky command the agent asks to run from the banner that shows on every page (on the
+ * desktop with "Always allow", after which the same command runs without asking). Everything runs at phone size (390×844) and desktop size (1440×900); each step is screenshotted (see
  * test/support/browser.ts for where) and checked with axe-core, which must find nothing serious or critical.
  *
  * Locators are by role and accessible name (or label) wherever the UI offers one: a control the test cannot find
@@ -211,13 +212,25 @@ for (const size of [PHONE, DESKTOP] satisfies ScreenSize[]) {
       assert.match(await approval.innerText(), /Why: this discards work that is not committed\. Refused automatically at/, 'the reason and the deadline are shown');
       await ui.shot('approvals-pending');
       await ui.axe('approvals (one pending)');
-      await approval.getByRole('button', { name: 'Approve', exact: true }).click();
+      // On the phone, approve this once; on the desktop, always allow this exact command.
+      await approval.getByRole('button', { name: size.mobile ? 'Approve' : 'Always allow', exact: true }).click();
       await page.getByRole('heading', { name: 'Nothing is waiting for you' }).waitFor({ timeout: LONG });
       assert.equal(await banner.count(), 0, 'no banner once decided');
       await page.evaluate((h) => (location.hash = h), `#/w/${id}/c/${conv}`);
       await log.getByText('Reset done: README.md is back as committed.').waitFor({ timeout: LONG });
       assert.doesNotMatch((await admin.ok(['exec', id, '--', 'git', 'status', '--short'])).stdout, /README/, 'the approved command ran');
       await ui.shot('approval-done');
+      if (!size.mobile) {
+        // "Always allow" became a rule of the workspace's, so the same command later runs without asking.
+        const rules = await admin.json<{ rules: Array<{ action: string; pattern: string }> }>(['workspace', 'rules', id]);
+        assert.deepEqual(rules.rules.map((r) => [r.action, r.pattern]), [['allow', '/^git reset --hard HEAD$/']]);
+        model.enqueue({ tools: [{ name: 'Bash', input: { command: 'git reset --hard HEAD' } }] }, { text: 'Reset again, without asking.' });
+        await compose.fill('Reset once more.');
+        await page.getByRole('button', { name: 'Send message' }).click();
+        await log.getByText('Reset again, without asking.').waitFor({ timeout: LONG });
+        const asked = (await admin.ok(['logs', conv, '--json'])).stdout.split('\n').filter((l) => l.includes('"approval.requested"'));
+        assert.equal(asked.length, 1, 'asked once, then allowed by the rule');
+      }
 
       // --- Back on the dashboard: the workspace's card.
       await page.getByRole('link', { name: 'claude-vm: workspaces' }).click();

@@ -140,7 +140,8 @@ export interface ClaudeVmClient {
   };
   approvals: {
     list(): Promise<ApprovalInfo[]>;
-    decide(id: string, decision: 'allow' | 'deny'): Promise<unknown>;
+    /** `remember`: also allow this exact command from now on (the control plane adds a rule ahead of the workspace's). */
+    decide(id: string, decision: 'allow' | 'deny', remember?: boolean): Promise<{ rulesAdded?: string[] }>;
   };
   users: {
     list(): Promise<UserInfo[]>;

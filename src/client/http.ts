@@ -226,7 +226,7 @@ export function httpClient(initial: Connection): ClaudeVmClient {
     },
     approvals: {
       list: () => json('GET', '/api/v1/approvals'),
-      decide: (id, decision) => json('POST', `/api/v1/approvals/${enc(id)}`, { decision }),
+      decide: (id, decision, remember) => json('POST', `/api/v1/approvals/${enc(id)}`, { decision, ...(remember ? { remember: true } : {}) }),
     },
     users: {
       list: () => json('GET', '/api/v1/users'),

@@ -71,6 +71,16 @@ export class GateRulesService {
     return { workspaceId: w.id, text, rules: text ? checkRules(text) : [], updatedAt };
   }
 
+  /**
+   * Adds rules ahead of the user's own (an "Always allow" of one exact command: the user just chose it, over any
+   * broader rule of theirs that asked), keeping everything they wrote.
+   */
+  async prepend(ref: string, lines: string): Promise<WorkspaceRules> {
+    const w = await this.workspaces.resolve(ref);
+    const { text } = await this.store.gateRules(w.id);
+    return this.set(w.id, `${lines.trimEnd()}\n${text ?? ''}`);
+  }
+
   /** Replaces the rules (null: back to the built-in ones) and hands them to a running workspace's daemon at once. */
   async set(ref: string, text: string | null): Promise<WorkspaceRules> {
     const w = await this.workspaces.resolve(ref);

@@ -49,7 +49,7 @@ export class Conversation {
   private retiring: AgentDriver | undefined;
   private env: Record<string, string> = {};
   /** Approval requests waiting for the user, by id. */
-  private readonly pending = new Map<string, { decide: (allow: boolean, by: string) => void }>();
+  private readonly pending = new Map<string, { decide: (allow: boolean, by: string) => void; command: string }>();
 
   private constructor(
     private readonly deps: ConversationDeps,
@@ -149,7 +149,7 @@ export class Conversation {
         this.log.append('approval.decided', { approvalId, decision: ok ? 'allow' : 'deny', by });
         resolve(ok);
       };
-      this.pending.set(approvalId, { decide });
+      this.pending.set(approvalId, { decide, command });
     });
     if (this.meta.state === 'waiting-approval') {
       this.meta.state = 'working';
@@ -158,12 +158,12 @@ export class Conversation {
     return allow ? { allow: true } : { allow: false, reason: `The user did not approve this command (${verdict.reason}). Do not try to run it another way; ask them.` };
   }
 
-  /** The user's answer to an approval request; false when it is not (or no longer) waiting. */
-  decide(approvalId: string, decision: 'allow' | 'deny', by: string): boolean {
+  /** The user's answer to an approval request: the command it was about, or undefined when it is not (or no longer) waiting. */
+  decide(approvalId: string, decision: 'allow' | 'deny', by: string): { command: string } | undefined {
     const p = this.pending.get(approvalId);
-    if (!p) return false;
+    if (!p) return undefined;
     p.decide(decision === 'allow', by);
-    return true;
+    return { command: p.command };
   }
 
   async interrupt(): Promise<boolean> {

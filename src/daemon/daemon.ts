@@ -15,6 +15,7 @@ import { AGENT_DEFINITIONS } from './agents/index.js';
 import { TunnelClient, type RpcReply } from './tunnel.js';
 import { openTarget } from './streams.js';
 import { GateRulesError, parseGateRules, type GateRule } from '../protocol/gate-rules.js';
+import { allowRulesFor } from './gate.js';
 
 export interface DaemonOptions {
   /** $root holds the socket and conversations/ (on the workspace volume). */
@@ -187,10 +188,14 @@ export class Daemon {
         return send({ result: { interrupted: await this.get(p).interrupt() } });
       case 'approval.decide': {
         const decision = p.decision === 'allow' ? 'allow' : 'deny';
-        if (!this.get(p).decide(String(p.approvalId ?? ''), decision, String(p.by ?? 'someone'))) {
+        const by = String(p.by ?? 'someone');
+        const decided = this.get(p).decide(String(p.approvalId ?? ''), decision, by);
+        if (!decided) {
           throw Object.assign(new RpcError(`Approval request ${String(p.approvalId)} is not waiting any more (decided, timed out, or its agent stopped).`), { code: 'not_found' });
         }
-        return send({ result: { approvalId: p.approvalId, decision } });
+        // "Always allow": the rules that would have let it through, for the control plane to keep (it owns the rules).
+        const remember = decision === 'allow' && p.remember === true ? allowRulesFor(decided.command, by) : undefined;
+        return send({ result: { approvalId: p.approvalId, decision, ...(remember ? { remember } : {}) } });
       }
       case 'rules.set':
         this.takeRules(p.rules ?? null);

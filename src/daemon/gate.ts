@@ -57,6 +57,16 @@ export function classify(command: string, rules: GateRule[] = []): Verdict {
   return verdict;
 }
 
+/**
+ * "Always allow": rules that let this exact line through from now on, one exact-match rule per command in it (so
+ * every command is the user's, and the whole-line checks step aside too). Anything else still meets the gate.
+ */
+export function allowRulesFor(line: string, by: string): string {
+  const exact = (argv: string[]) => argv.join(' ').replace(/[.*+?^${}()|[\]\\/]/g, '\\$&').replace(/#/g, '\\x23').replace(/\n/g, '\\n');
+  const who = by.replace(/[\r\n#]/g, ' ').trim() || 'someone';
+  return [...new Set(split(line.replace(/\\\r?\n/g, ' ')).map(exact))].map((re) => `allow /^${re}$/ # always allowed by ${who}`).join('\n');
+}
+
 function builtIn(argv: string[]): Verdict {
   const words = argv.join(' ');
   for (const r of BLOCK) if (r.test(argv, words)) return { action: 'block', reason: r.reason };

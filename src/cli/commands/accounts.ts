@@ -145,15 +145,22 @@ export function accountCommands(program: Command, ctx: Context): void {
         a.expiresAt ? `${Math.max(0, Math.round((Date.parse(a.expiresAt) - Date.now()) / 1000))}s` : '-',
       ])));
     });
-  for (const decision of ['approve', 'deny'] as const) {
-    program
-      .command(`${decision} <id>`)
-      .description(decision === 'approve' ? 'Allow a waiting tool call' : 'Refuse a waiting tool call')
-      .action(async (id: string) => {
-        await ctx.client().approvals.decide(id, decision === 'approve' ? 'allow' : 'deny');
-        process.stdout.write(`${decision === 'approve' ? 'Approved' : 'Denied'} ${id}.\n`);
-      });
-  }
+  program
+    .command('approve <id>')
+    .description('Allow a waiting tool call')
+    .option('--always', 'also allow this exact command from now on in this workspace (adds a rule; see `workspace rules`)')
+    .action(async (id: string, o: { always?: boolean }) => {
+      const r = await ctx.client().approvals.decide(id, 'allow', !!o.always);
+      process.stdout.write(`Approved ${id}.\n`);
+      if (r.rulesAdded?.length) process.stdout.write(`Added to the workspace's rules:\n${r.rulesAdded.map((l) => `  ${l}\n`).join('')}`);
+    });
+  program
+    .command('deny <id>')
+    .description('Refuse a waiting tool call')
+    .action(async (id: string) => {
+      await ctx.client().approvals.decide(id, 'deny');
+      process.stdout.write(`Denied ${id}.\n`);
+    });
 }
 
 async function readSecret(prompt: string): Promise<string> {

@@ -121,9 +121,12 @@ export function conversationRoutes(app: Api, cp: ControlPlane): void {
       const req = events.find((e) => (e.data as EventPayloads['approval.requested']).approvalId === params.id);
       if (!req) throw new UserError('not_found', `No approval request ${params.id}.`, 'See `claude-vm approvals`.');
       const t = await s.workspaces.runningTarget(req.workspaceId);
-      const r = await cp.daemons.call(t, 'approval.decide', { id: req.conversationId, approvalId: params.id, decision: body.decision, remember: !!body.remember, by: s.principal.name });
-      await cp.auth.audit({ userId: s.principal.userId, action: `approval.${body.decision}`, target: params.id, detail: { conversation: req.conversationId } });
-      return c.json(r);
+      const r = (await cp.daemons.call(t, 'approval.decide', { id: req.conversationId, approvalId: params.id, decision: body.decision, remember: !!body.remember, by: s.principal.name })) as { approvalId: string; decision: string; remember?: string };
+      // "Always allow": the daemon says which rules would let the command through; the workspace's rules keep them.
+      const remembered = body.remember && r.remember ? await s.rules.prepend(req.workspaceId, r.remember) : undefined;
+      await cp.auth.audit({ userId: s.principal.userId, action: `approval.${body.decision}`, target: params.id, detail: { conversation: req.conversationId, ...(remembered ? { remembered: r.remember } : {}) } });
+      const { remember: _, ...answer } = r;
+      return c.json({ ...answer, ...(remembered ? { rulesAdded: r.remember!.split('\n') } : {}) });
     },
   );
 }
