@@ -33,7 +33,7 @@ const objectNames = () => kinds.flatMap((k) => cluster.objects(k).map((o) => `${
 const labelled = (what: 'ps' | 'volume') =>
   docker(...(what === 'ps' ? ['ps', '-a'] : ['volume', 'ls']), '--filter', `label=${cluster.id}`, '--format', what === 'ps' ? '{{.Names}}' : '{{.Name}}').out.split('\n').filter(Boolean);
 
-test('bad options, an unreachable cluster and a missing control-plane URL are one clear error each, and leave nothing behind', async () => {
+test('bad options, an unreachable cluster, an image it cannot pull and a missing control-plane URL are one clear error each, and leave nothing behind', async () => {
   const home = mkdtempSync(join(tmpdir(), 'cvm-k8s-bad-'));
   const server = await startServerProcess(home, { port: await freePort() });
   const cli = new Cli({ CLAUDE_VM_URL: server.url, CLAUDE_VM_TOKEN: server.adminToken });
@@ -60,6 +60,12 @@ test('bad options, an unreachable cluster and a missing control-plane URL are on
     // As on a real cluster, a deleted claim goes once its pod has: the failed up asked for all of it to go.
     await until('the failed up to leave nothing on the cluster', () => objectNames().length === 0 && labelled('volume').length === 0, { explain: () => objectNames().join(', ') });
     assert.deepEqual(labelled('ps'), []);
+
+    // An image the cluster cannot pull fails with Kubernetes' reason, not after a long wait, and is rolled back.
+    const noImage = await cli.run(['workspace', 'up', makeGitRepo('no-image'), '--provider', 'k8s', '--image', `${cluster.id}/no-such-image:1`]);
+    assert.equal(noImage.code, 1);
+    assert.match(noImage.stderr, /error: The workspace pod cannot start: ErrImagePull: image \S+ is not on the stand-in's Docker engine\.\nhint: See `kubectl -n k8sstandin-\w+ describe pod claude-vm-/);
+    await until('the failed up to leave nothing on the cluster', () => objectNames().length === 0, { explain: () => objectNames().join(', ') });
 
     const missingNs = await cli.run(['provider', 'set-options', 'k8s', '--option', 'namespace=no-such-ns']);
     assert.equal(missingNs.code, 0);
