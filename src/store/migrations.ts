@@ -169,4 +169,8 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL          -- sealed when secret
   );
   `,
+  // 6: what `workspace up --allow-domain` added to a workspace's egress allowlist (JSON array), kept for recreation.
+  `
+  ALTER TABLE workspaces ADD COLUMN allow_domains TEXT NOT NULL DEFAULT '[]';
+  `,
 ];
