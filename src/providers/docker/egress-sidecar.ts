@@ -88,15 +88,18 @@ export function ruleset(c: SidecarConfig, up: Upstream): string {
     '    ct state established,related accept',
     // IPv6 needs neighbour discovery to reach even its gateway.
     '    icmpv6 type { nd-router-solicit, nd-neighbor-solicit, nd-neighbor-advert } accept',
-    '    ip daddr @metadata4 drop',
-    '    ip6 daddr @metadata6 drop',
+    '    ip daddr @metadata4 goto refuse',
+    '    ip6 daddr @metadata6 goto refuse',
     '    meta l4proto tcp ip daddr @static4 accept',
     '    meta l4proto tcp ip6 daddr @static6 accept',
-    '    ip daddr @private4 drop',
-    '    ip6 daddr @private6 drop',
+    '    ip daddr @private4 goto refuse',
+    '    ip6 daddr @private6 goto refuse',
     '    meta l4proto tcp ip daddr @dynamic4 accept',
     '    meta l4proto tcp ip6 daddr @dynamic6 accept',
-    // Refuse quickly rather than let clients hang until their timeout.
+    '    goto refuse',
+    '  }',
+    // Refuse quickly rather than let clients hang until their timeout (the policy still drops if this fails).
+    '  chain refuse {',
     '    meta l4proto tcp reject with tcp reset',
     '    reject with icmpx type admin-prohibited',
     '  }',
