@@ -110,9 +110,12 @@ export async function startSidecar(engine: Engine, id: string): Promise<void> {
     if (statusOf(e) !== 304) throw new UserError('provider_unavailable', `Docker could not start the egress filter: ${errorMessage(e)}.`, undefined, { cause: e });
   }
   const deadline = Date.now() + 30_000;
+  let restarts: number | undefined;
   for (let delay = 20; ; delay = Math.min(delay * 2, 250)) {
-    const { State } = await engine.call<{ State: { Running: boolean; ExitCode: number } }>('GET', `/containers/${id}/json`);
-    if (!State.Running) {
+    const { State, RestartCount } = await engine.call<{ State: { Running: boolean; Restarting: boolean; ExitCode: number }; RestartCount: number }>('GET', `/containers/${id}/json`);
+    restarts ??= RestartCount;
+    // Its restart policy would bring a failing filter back again and again: the first failure is the answer.
+    if (!State.Running || State.Restarting || RestartCount > restarts) {
       const why = (await lastLogLine(engine, id)) || `exit code ${State.ExitCode}`;
       throw new UserError('provider_unavailable', `The egress filter stopped right after starting: ${why}`, 'The image must have node and nftables (rebuild it with image/build-offline.sh), or set --option egress=open.');
     }
