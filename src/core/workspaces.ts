@@ -2,7 +2,9 @@
 import { posix } from 'node:path';
 import { UserError, errorMessage } from '../protocol/errors.js';
 import type { ProgressFn, SnapshotReason, UpRequest, WorkspaceInfo, WorkspaceStatus } from '../protocol/types.js';
-import type { ExecHandle, ExecOptions, LogOptions, Provider, ResourceRefs } from '../providers/provider.js';
+import type { ExecHandle, ExecOptions, LogOptions, Provider, ResourceRefs, WorkspaceSpec } from '../providers/provider.js';
+import { egressInfo, normalizeAllowList } from '../providers/egress-policy.js';
+import { workspaceEgress } from './egress.js';
 import { newId, newWorkspaceId } from '../store/ids.js';
 import type { StateStore, WorkspaceRow } from '../store/state.js';
 import { DEFAULT_IMAGE } from './defaults.js';
@@ -119,6 +121,7 @@ export class WorkspaceService {
     if (req.autoStopSeconds !== undefined && !(Number.isInteger(req.autoStopSeconds) && req.autoStopSeconds >= 0)) {
       throw new UserError('invalid_argument', `The auto-stop time must be a whole number of seconds, not "${req.autoStopSeconds}".`, 'Use 0 to never stop automatically.');
     }
+    const allowDomains = normalizeAllowList(req.allowDomains ?? []);
     const chosen = await this.providers.choose(req.provider);
     const factory = PROVIDER_TYPES[chosen.row.type]!;
     const size = req.size ?? factory.defaultSize;
@@ -136,7 +139,7 @@ export class WorkspaceService {
     let id = newWorkspaceId();
     while (await this.store.getWorkspace(id)) id = newWorkspaceId();
     const project = await this.store.findOrCreateProject(source, () => newId('prj'));
-    const spec = { id, image, labels: this.labels(id, project.name), env: workspaceEnv(id), size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir, controlPlanePublicUrl: this.hooks.controlPlanePublicUrl };
+    const spec = await this.spec(id, image, project, size, allowDomains);
     const autoStop = req.autoStopSeconds ?? this.hooks.defaultAutoStopSeconds ?? null;
 
     await this.store.insertWorkspace({
@@ -151,6 +154,7 @@ export class WorkspaceService {
       ownerId: this.principal.userId,
       size,
       autoStopSeconds: autoStop === 0 ? null : autoStop,
+      allowDomains,
     });
     let refs: ResourceRefs | undefined;
     try {
@@ -160,6 +164,7 @@ export class WorkspaceService {
       await provider.start(refs, progress);
       await fill({ provider, refs, workspaceId: id, projectDir, ownerId: this.principal.userId });
       await this.store.updateWorkspace(id, { status: 'running', statusReason: null, startedAt: new Date().toISOString(), lastActivityAt: new Date().toISOString() });
+      if (refs.egressMode === 'open') notices.push('Network egress is open: this workspace can reach any address (see docs/security.md, "Network egress").');
       notices.push(...(await this.connect({ provider, refs, workspaceId: id, projectDir, ownerId: this.principal.userId }, progress)));
     } catch (e) {
       // Roll back completely: a failed `up` of a new workspace leaves no container, volume or row.
@@ -174,8 +179,8 @@ export class WorkspaceService {
   }
 
   private async resume(w: WorkspaceRow, req: UpRequest, progress: ProgressFn): Promise<UpResult> {
-    if (req.image || req.branch || req.name) {
-      throw new UserError('invalid_argument', `Workspace ${w.id} already exists; --image, --branch and --name only apply to new workspaces.`);
+    if (req.image || req.branch || req.name || req.allowDomains?.length) {
+      throw new UserError('invalid_argument', `Workspace ${w.id} already exists; --image, --branch, --name and --allow-domain only apply to new workspaces.`);
     }
     if (req.provider && req.provider !== w.provider) return this.move(w, req.provider, progress);
     const row = await this.providers.require(w.provider);
@@ -195,10 +200,7 @@ export class WorkspaceService {
         progress({ step: 'Recreating workspace', detail: 'from its kept data' });
         await provider.check({ image: w.image }, progress);
         await provider.delete(refs, { purge: false }).catch(() => undefined);
-        refs = await provider.create(
-          { id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id), size: w.size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir, controlPlanePublicUrl: this.hooks.controlPlanePublicUrl },
-          progress,
-        );
+        refs = await provider.create(await this.spec(w.id, w.image, w.project, w.size, w.allowDomains), progress);
         await this.store.updateWorkspace(w.id, { resources: refs });
       }
       await provider.start(refs, progress);
@@ -237,7 +239,7 @@ export class WorkspaceService {
     await provider.check({ image: w.image }, progress);
     // The old compute goes first: both providers may share one engine, where the two would clash by name.
     await old.delete(w.resources, { purge: false }).catch(() => undefined);
-    const refs = await provider.create({ id: w.id, image: w.image, labels: this.labels(w.id, w.project.name), env: workspaceEnv(w.id), size: w.size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir, controlPlanePublicUrl: this.hooks.controlPlanePublicUrl }, progress);
+    const refs = await provider.create(await this.spec(w.id, w.image, w.project, w.size, w.allowDomains), progress);
     const projectDir = posix.join(provider.workspaceRoot(refs), w.project.name);
     const t = { provider, refs, workspaceId: w.id, projectDir, ownerId: w.ownerId ?? this.principal.userId };
     // Both providers on one engine name the volume alike: then it is the same volume, and never purged here.
@@ -422,6 +424,14 @@ export class WorkspaceService {
     else await this.store.markStopped(w.id, next.status, next.reason);
   }
 
+  /** What a provider is asked to create; the egress allowlist is worked out afresh from the current agent settings. */
+  private async spec(id: string, image: string, project: Source, size: string, allowDomains: string[]): Promise<WorkspaceSpec> {
+    return {
+      id, image, labels: this.labels(id, project.name), env: workspaceEnv(id), size, controlPlaneSocketDir: this.hooks.controlPlaneSocketDir, controlPlanePublicUrl: this.hooks.controlPlanePublicUrl,
+      egress: await workspaceEgress(this.store, this.principal.userId, id, project, allowDomains),
+    };
+  }
+
   private labels(id: string, project: string): Record<string, string> {
     return { 'dev.claude-vm.workspace': id, 'dev.claude-vm.project': project, 'dev.claude-vm.owner': this.owner };
   }
@@ -436,11 +446,12 @@ export class WorkspaceService {
 
 /** The public view of a row: no provider resources, with uptime and cost computed to this moment. */
 export function workspaceInfo(w: WorkspaceRow, provider: { type: string; options: Record<string, string> } | undefined): WorkspaceInfo {
-  const { resources: _r, ownerId: _o, uptimeSeconds, ...rest } = w;
+  const { resources: _r, ownerId: _o, allowDomains: _a, uptimeSeconds, ...rest } = w;
   const running = w.startedAt ? Math.max(0, Math.round((Date.now() - Date.parse(w.startedAt)) / 1000)) : 0;
   const uptime = uptimeSeconds + running;
   const price = provider ? PROVIDER_TYPES[provider.type]?.pricePerHour(w.size, provider.options) ?? 0 : 0;
-  return { ...rest, providerType: provider?.type ?? 'unknown', uptimeSeconds: uptime, costUsd: Math.round((uptime / 3600) * price * 10000) / 10000 };
+  const egress = egressInfo(w.resources);
+  return { ...rest, providerType: provider?.type ?? 'unknown', uptimeSeconds: uptime, costUsd: Math.round((uptime / 3600) * price * 10000) / 10000, ...(egress ? { egress } : {}) };
 }
 
 function workspaceEnv(id: string): Record<string, string> {

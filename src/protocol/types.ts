@@ -48,6 +48,11 @@ export interface WorkspaceInfo {
   uptimeSeconds: number;
   /** uptime × the size's price; 0 where running costs nothing (a local engine without a price set). */
   costUsd: number;
+  /**
+   * What the workspace may reach on the network, where the provider reports it: `allowlist` (only `allow`), `open`
+   * (anything), `off` (no network).
+   */
+  egress?: { mode: 'allowlist' | 'open' | 'off'; allow: string[] };
 }
 
 export type SnapshotReason = 'manual' | 'down' | 'idle' | 'periodic' | 'delete' | 'export';
@@ -83,6 +88,8 @@ export interface UpRequest {
   size?: string;
   /** Seconds of idleness before an automatic stop; 0 turns it off. Default: the server's policy. */
   autoStopSeconds?: number;
+  /** Names (`*.example.com` for subdomains), IPs or CIDRs added to the workspace's egress allowlist. */
+  allowDomains?: string[];
 }
 
 export interface DeleteRequest {

@@ -1,6 +1,7 @@
 /** @module The one small contract every provider implements. Richer features (copying files in, shells) are built on exec. */
 import type { Readable, Writable } from 'node:stream';
 import type { ProgressFn } from '../protocol/types.js';
+import type { EgressSpec } from './egress-policy.js';
 
 /** What the core asks a provider to create. Providers may ignore fields they cannot honour. */
 export interface WorkspaceSpec {
@@ -15,6 +16,8 @@ export interface WorkspaceSpec {
   controlPlaneSocketDir?: string;
   /** The control plane's `--public-url`, for remote providers to refuse early when their workspaces could not dial it. */
   controlPlanePublicUrl?: string;
+  /** What the workspace may reach on the network; providers that filter add their own needs (their tunnel's host). */
+  egress?: EgressSpec;
 }
 
 /** Where the control plane can be reached from the machine running this process. */

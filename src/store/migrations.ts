@@ -174,4 +174,8 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE workspaces ADD COLUMN gate_rules TEXT;  -- NULL: the built-in rules only
   ALTER TABLE workspaces ADD COLUMN gate_rules_updated_at TEXT;
   `,
+  // 7: what `workspace up --allow-domain` added to a workspace's egress allowlist (JSON array), kept for recreation.
+  `
+  ALTER TABLE workspaces ADD COLUMN allow_domains TEXT NOT NULL DEFAULT '[]';
+  `,
 ];

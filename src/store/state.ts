@@ -18,8 +18,10 @@ export interface ProviderRow {
   createdAt: string;
 }
 
-export interface WorkspaceRow extends Omit<WorkspaceInfo, 'providerType' | 'costUsd' | 'uptimeSeconds'> {
+export interface WorkspaceRow extends Omit<WorkspaceInfo, 'providerType' | 'costUsd' | 'uptimeSeconds' | 'egress'> {
   resources: ResourceRefs;
+  /** Egress allowlist entries the user added at creation (`--allow-domain`). */
+  allowDomains: string[];
   ownerId: string | null;
   /** Seconds of finished runs; the current run is counted from startedAt. */
   uptimeSeconds: number;
@@ -37,6 +39,7 @@ export interface NewWorkspace {
   ownerId: string;
   size: string;
   autoStopSeconds: number | null;
+  allowDomains?: string[];
 }
 
 export type WorkspacePatch = Partial<
@@ -149,9 +152,9 @@ export class StateStore {
   async insertWorkspace(w: NewWorkspace): Promise<void> {
     const t = now();
     await this.db.run(
-      `INSERT INTO workspaces (id, name, project_id, provider, image, branch, project_dir, status, resources, owner_id, size, auto_stop_seconds, created_at, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?)`,
-      [w.id, w.name, w.projectId, w.provider, w.image, w.branch, w.projectDir, w.status, w.ownerId, w.size, w.autoStopSeconds, t, t],
+      `INSERT INTO workspaces (id, name, project_id, provider, image, branch, project_dir, status, resources, owner_id, size, auto_stop_seconds, allow_domains, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, '{}', ?, ?, ?, ?, ?, ?)`,
+      [w.id, w.name, w.projectId, w.provider, w.image, w.branch, w.projectDir, w.status, w.ownerId, w.size, w.autoStopSeconds, JSON.stringify(w.allowDomains ?? []), t, t],
     );
   }
 
@@ -351,6 +354,7 @@ interface DbWorkspace {
   owner_id: string | null;
   size: string;
   auto_stop_seconds: number | null;
+  allow_domains: string;
   uptime_seconds: number;
   last_activity_at: string | null;
   stopped_at: string | null;
@@ -378,6 +382,7 @@ function workspaceFromDb(r: DbWorkspace): WorkspaceRow {
     ownerId: r.owner_id,
     size: r.size,
     autoStopSeconds: r.auto_stop_seconds === null ? null : Number(r.auto_stop_seconds),
+    allowDomains: JSON.parse(r.allow_domains ?? '[]') as string[],
     uptimeSeconds: Number(r.uptime_seconds),
     lastActivityAt: r.last_activity_at,
     stoppedAt: r.stopped_at,

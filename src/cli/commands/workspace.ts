@@ -20,6 +20,7 @@ export function workspaceCommands(program: Command, ctx: Context): void {
     .option('--name <name>', 'a name to use instead of the id')
     .option('--size <size>', "CPU and memory (docker: small, medium, large; see `provider add --help`)")
     .option('--auto-stop <duration>', 'stop after this long idle (no turn running, nobody attached), e.g. 30m; 0 never')
+    .option('--allow-domain <name>', 'also let the workspace reach this name (*.example.com: its subdomains), IP or CIDR (repeatable)', (v: string, all: string[] = []) => [...all, v])
     .option('--json', 'print the workspace as JSON')
     .addHelpText('after', `
 Examples:
@@ -27,13 +28,16 @@ Examples:
   claude-vm workspace up https://github.com/o/r.git     clone a repository inside a new workspace
   claude-vm workspace up bold-fire-1234                 resume a stopped workspace (restored from its
                                                         snapshot if its volume is gone)
-  claude-vm workspace up bold-fire-1234 --provider fly  move it to another provider, through its snapshot`)
-    .action(async (target: string | undefined, o: { provider?: string; image?: string; branch?: string; name?: string; size?: string; autoStop?: string; json?: boolean }) => {
+  claude-vm workspace up bold-fire-1234 --provider fly  move it to another provider, through its snapshot
+  claude-vm workspace up . --allow-domain api.example.com
+                                                        let it reach one more host (docker workspaces reach
+                                                        only model APIs, package registries and the git host)`)
+    .action(async (target: string | undefined, o: { provider?: string; image?: string; branch?: string; name?: string; size?: string; autoStop?: string; allowDomain?: string[]; json?: boolean }) => {
       const autoStopSeconds = o.autoStop === undefined ? undefined : parseDuration(o.autoStop, '--auto-stop');
       const progress = progressReporter();
       let result;
       try {
-        result = await ctx.client().workspaces.up({ target, provider: o.provider, image: o.image, branch: o.branch, name: o.name, size: o.size, autoStopSeconds }, progress.fn);
+        result = await ctx.client().workspaces.up({ target, provider: o.provider, image: o.image, branch: o.branch, name: o.name, size: o.size, autoStopSeconds, allowDomains: o.allowDomain }, progress.fn);
       } finally {
         progress.done();
       }
@@ -71,6 +75,7 @@ Examples:
         ['directory', w.projectDir], ['branch', w.branch ?? '-'], ['size', w.size], ['created', w.createdAt], ['uptime', ago(w.startedAt)],
         ['total up', duration(w.uptimeSeconds)], ['cost', `$${w.costUsd.toFixed(4)}`],
         ['auto-stop', w.autoStopSeconds ? `after ${duration(w.autoStopSeconds)} idle` : 'never'], ['activity', w.lastActivityAt ? `${ago(w.lastActivityAt)} ago` : '-'],
+        ...(w.egress ? [['egress', w.egress.mode === 'allowlist' ? `allowlist: ${w.egress.allow.join(' ')}` : w.egress.mode] as [string, string]] : []),
       ];
       process.stdout.write(rows.map(([k, v]) => `${k.padEnd(10)} ${v}`).join('\n') + '\n');
     });

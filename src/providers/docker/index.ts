@@ -6,6 +6,7 @@ import type { ControlPlaneEndpoints, ExecHandle, ExecOptions, LogOptions, Provid
 import { BOOTSTRAP_SCRIPT, IS_READY, WORKSPACE_UID } from './bootstrap.js';
 import { Engine, connectEngine, demux, pingEngine, statusOf } from './engine.js';
 import { PIDS_LIMITS, hardenedHostConfig, readOnlyRootOption } from './hardening.js';
+import { createSidecar, egressRefs, planEgress, sidecarImage, sidecarRunning, startSidecar, stopSidecar } from './egress.js';
 import { pullImage } from './pull.js';
 
 /** Images built from image/Dockerfile carry this label: they bring their own non-root user and entrypoint. */
@@ -103,11 +104,19 @@ export class DockerProvider implements Provider {
     }
     // The daemon dials the control plane through its socket, mounted in: no port is opened on either side.
     const controlPlaneDir = this.options['control-plane-url'] ? undefined : this.conn.controlPlaneDir?.(spec);
+    let sidecar: string | undefined;
     try {
+      // The workspace joins the egress sidecar's network namespace: the sidecar owns the rules, the workspace cannot touch them.
+      const egress = await planEgress(this.engine, spec, this.options);
+      if (egress.notice) progress?.({ step: 'Note', detail: egress.notice });
+      if (egress.mode === 'allowlist') {
+        progress?.({ step: 'Creating egress filter', detail: `${egress.allow.length} allowed names and addresses` });
+        sidecar = await createSidecar(this.engine, spec, egress, await sidecarImage(this.engine, spec.image, native, this.options), this.options.network);
+      }
       progress?.({ step: 'Creating container', detail: volume });
       const created = await this.engine.call<{ Id: string }>('POST', `/containers/create?name=${volume}`, {
         Image: spec.image,
-        Hostname: spec.id,
+        ...(sidecar ? {} : { Hostname: spec.id }),
         Labels: spec.labels,
         Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
         WorkingDir: ROOT,
@@ -122,15 +131,18 @@ export class DockerProvider implements Provider {
           ...confinement,
           // Running workspaces come back after a dockerd or host restart; `down` keeps them down.
           RestartPolicy: { Name: 'unless-stopped' },
-          ...(this.options.network ? { NetworkMode: this.options.network } : {}),
+          ...(sidecar ? { NetworkMode: `container:${sidecar}` } : this.options.network ? { NetworkMode: this.options.network } : {}),
         },
       });
       return {
         container: created.Id, volume, user: native ? image.Config?.User || 'dev' : `${WORKSPACE_UID}:${WORKSPACE_UID}`,
         ...(controlPlaneDir ? { controlPlaneSocket: `${CP_MOUNT}/server.sock` } : {}),
+        ...egressRefs(egress, sidecar),
       };
     } catch (e) {
+      if (sidecar) await this.engine.call('DELETE', `/containers/${sidecar}?force=true`).catch(() => undefined);
       if (!existed) await this.engine.call('DELETE', `/volumes/${volume}`).catch(() => undefined);
+      if (e instanceof UserError) throw e;
       throw new UserError('provider_unavailable', `Docker could not create the container: ${(e as Error).message}.`, undefined, { cause: e });
     }
   }
@@ -159,6 +171,10 @@ export class DockerProvider implements Provider {
   async start(refs: ResourceRefs, progress?: ProgressFn): Promise<void> {
     await this.conn.ready();
     const id = need(refs, 'container');
+    if (refs.egress) {
+      progress?.({ step: 'Starting egress filter' });
+      await startSidecar(this.engine, refs.egress);
+    }
     progress?.({ step: 'Starting container' });
     try {
       await this.engine.call('POST', `/containers/${id}/start`);
@@ -213,11 +229,13 @@ export class DockerProvider implements Provider {
       // 304: already stopped; 409 on kill: not running. 404 means there is nothing left to stop.
       if (![304, 404, 409].includes(statusOf(e) ?? 0)) throw e;
     }
+    if (refs.egress) await stopSidecar(this.engine, refs.egress, !!opts?.force);
   }
 
   async delete(refs: ResourceRefs, opts: { purge: boolean }): Promise<void> {
     await this.conn.ready();
     if (refs.container) await this.engine.call('DELETE', `/containers/${refs.container}?force=true`).catch(ignore404);
+    if (refs.egress) await this.engine.call('DELETE', `/containers/${refs.egress}?force=true`).catch(ignore404);
     if (opts.purge && refs.volume) await this.engine.call('DELETE', `/volumes/${refs.volume}`).catch(ignore404);
   }
 
@@ -226,6 +244,9 @@ export class DockerProvider implements Provider {
     try {
       await this.conn.ready();
       const s = (await this.engine.call<{ State: ContainerState }>('GET', `/containers/${refs.container}/json`)).State;
+      if (s.Running && refs.egress && !(await sidecarRunning(this.engine, refs.egress))) {
+        return { state: 'error', detail: 'the egress filter stopped, so the workspace has no network; `workspace down` and `up` restart it' };
+      }
       if (s.Running) return { state: 'running' };
       if (s.OOMKilled) return { state: 'error', detail: 'the container ran out of memory and was stopped' };
       if (s.Status === 'dead') return { state: 'error', detail: `the container is dead: ${s.Error || 'unknown reason'}` };
@@ -312,6 +333,10 @@ export const dockerProviderFactory: ProviderFactory = {
     { name: 'network', description: 'Docker network for workspaces (e.g. host, or a network you created)', default: 'bridge' },
     { name: 'control-plane-url', description: 'URL workspaces dial to reach the control plane', default: 'its socket, mounted in (local engines), else --public-url' },
     { name: 'read-only-root', description: 'true: a read-only root filesystem (tmpfs for /tmp, /run and the home directory); images built for claude-vm only', default: 'false' },
+    { name: 'egress', description: 'allowlist: workspaces reach only allowed names and addresses (see docs/security.md); open: anything', default: 'allowlist (open with network=host)' },
+    { name: 'allow-domains', description: 'comma-separated names (*.example.com for subdomains), IPs or CIDRs every workspace here may reach', default: 'model APIs, package registries, the project\'s git host' },
+    { name: 'egress-dns', description: 'resolver the egress filter asks for allowed names (ip or ip:port)', default: "the engine's own" },
+    { name: 'egress-image', description: 'image for the egress filter when the workspace image is not a claude-vm one', default: 'claude-vm/workspace:latest' },
     { name: 'price-per-hour', description: 'what an hour of a medium workspace costs you (small ×0.5, large ×2), for cost accounting', default: '0' },
   ],
   sizes: DOCKER_SIZES,

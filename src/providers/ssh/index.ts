@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { UserError } from '../../protocol/errors.js';
 import type { ProgressFn } from '../../protocol/types.js';
 import type { ProviderFactory } from '../provider.js';
-import { DOCKER_SIZES, DockerProvider, scaledPrice, type EngineConnection } from '../docker/index.js';
+import { DOCKER_SIZES, DockerProvider, dockerProviderFactory, scaledPrice, type EngineConnection } from '../docker/index.js';
 import { Engine, connectEngine, pingEngine } from '../docker/engine.js';
 import { pullImage } from '../docker/pull.js';
 import { tunnelFor, type SshTarget } from './tunnel.js';
@@ -102,8 +102,8 @@ export const sshProviderFactory: ProviderFactory = {
     { name: 'identity', description: 'private key file', default: 'ssh-agent and your ssh config' },
     { name: 'known-hosts', description: 'known_hosts file to check the host key against', default: '~/.ssh/known_hosts' },
     { name: 'docker-socket', description: "the remote engine's socket", default: '/var/run/docker.sock' },
-    { name: 'network', description: 'Docker network for workspaces on that host', default: 'bridge' },
-    { name: 'read-only-root', description: 'true: a read-only root filesystem (tmpfs for /tmp, /run and the home directory); images built for claude-vm only', default: 'false' },
+    // The engine there is driven exactly like a local one: its workspace options are the docker provider's.
+    ...dockerProviderFactory.options.filter((o) => ['network', 'read-only-root', 'egress', 'allow-domains', 'egress-dns', 'egress-image'].includes(o.name)),
     { name: 'control-plane-url', description: 'URL workspaces dial instead of the SSH tunnel (a public control plane)', default: 'the control plane socket, forwarded over SSH' },
     { name: 'price-per-hour', description: 'what an hour of a medium workspace on that host costs you (small ×0.5, large ×2)', default: '0' },
   ],

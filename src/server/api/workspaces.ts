@@ -25,6 +25,7 @@ export function workspaceRoutes(app: Api, cp: ControlPlane): void {
       body: z.object({
         target: z.string().optional(), provider: z.string().optional(), image: z.string().optional(), branch: z.string().optional(),
         name: z.string().optional(), size: z.string().optional(), autoStopSeconds: z.number().int().min(0).optional(),
+        allowDomains: z.array(z.string()).optional(),
       }),
     },
     ({ c, s }, { body }) => withProgress(c, (progress) => s.workspaces.up(body, progress), 201),
