@@ -365,7 +365,7 @@ export class KubeStandIn {
         pod.status.containerStatuses = [{ ...base, state: { waiting: { reason: 'CreateContainerConfigError', message: run.message } } }];
         return;
       }
-      if (!(await this.kubelet.imagePresent(c.image))) {
+      if (!(await this.kubelet.imageExists(c.image))) {
         pod.status.containerStatuses = [{ ...base, state: { waiting: { reason: 'ErrImagePull', message: `image ${c.image} is not on the stand-in's Docker engine` } } }];
         return;
       }
