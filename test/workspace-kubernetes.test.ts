@@ -7,6 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { request as httpsRequest } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -159,4 +160,26 @@ test('the price table scales the price-per-hour option by size', () => {
   const price = (size: string) => kubernetesProviderFactory.pricePerHour(size, { 'price-per-hour': '0.2' });
   assert.deepEqual([price('small'), price('medium'), price('large')], [0.1, 0.2, 0.4]);
   assert.equal(kubernetesProviderFactory.pricePerHour('medium', {}), 0);
+});
+
+test('the stand-in catches requests the spec does not allow', async () => {
+  const { clusters } = JSON.parse(readFileSync(kubeconfig, 'utf8')) as { clusters: Array<{ cluster: Record<string, string> }> };
+  const ca = Buffer.from(clusters[0]!.cluster['certificate-authority-data']!, 'base64');
+  const call = (method: string, path: string, body?: unknown) =>
+    new Promise<number>((resolve, reject) => {
+      const req = httpsRequest(`${cluster.url}${path}`, { method, ca, headers: { Authorization: `Bearer ${cluster.token}`, 'Content-Type': 'application/json' } }, (res) => {
+        res.resume().on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject).end(body === undefined ? undefined : JSON.stringify(body));
+    });
+  assert.equal(await call('GET', `/api/v1/namespaces/${cluster.namespace}/secrets/none?colour=blue`), 404);
+  // A namespace that does not exist, so the stand-in refuses it before echoing the body back.
+  assert.equal(await call('POST', '/api/v1/namespaces/no-such-ns/secrets', { apiVersion: 'v1', kind: 'Secret', metadata: { name: 'typo' }, stringdata: { a: 'b' }, data: { n: 5 } }), 404);
+  assert.equal(await call('POST', `/api/v1/namespaces/${cluster.namespace}/pods/x/teleport`), 404);
+  assert.deepEqual(cluster.violations.splice(0), [
+    'readCoreV1NamespacedSecret: query parameter "colour" is not in the spec',
+    'createCoreV1NamespacedSecret: body.stringdata is not in the spec',
+    'createCoreV1NamespacedSecret: body.data.n: expected a string, got number 5',
+    `POST /api/v1/namespaces/${cluster.namespace}/pods/x/teleport: no such operation in the Kubernetes API`,
+  ]);
 });

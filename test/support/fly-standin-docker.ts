@@ -5,7 +5,8 @@
  */
 import http from 'node:http';
 import { PassThrough } from 'node:stream';
-import { connectEngine, demux, statusOf } from '../../src/providers/docker/engine.js';
+import { demux } from '../../src/providers/docker/engine.js';
+import { LabelledDocker, unless } from './labelled-docker.js';
 
 export interface BackingMachine {
   name: string;
@@ -19,34 +20,17 @@ export interface BackingMachine {
   memoryMb: number;
 }
 
-export class DockerBacking {
-  private readonly engine = connectEngine();
-
+export class DockerBacking extends LabelledDocker {
   constructor(
     /** Label value and name prefix of everything this stand-in creates. */
     readonly runId: string,
     private readonly network: string,
-  ) {}
-
-  private get labels(): Record<string, string> {
-    return { 'dev.claude-vm.flystandin': this.runId };
-  }
-
-  async imageExists(image: string): Promise<boolean> {
-    return this.engine.call('GET', `/images/${encodeURIComponent(image)}/json`).then(() => true, (e) => (statusOf(e) === 404 ? false : Promise.reject(e)));
-  }
-
-  async createVolume(name: string): Promise<void> {
-    await this.engine.call('POST', '/volumes/create', { Name: name, Labels: this.labels });
-  }
-
-  async removeVolume(name: string): Promise<void> {
-    await this.engine.call('DELETE', `/volumes/${name}`).catch((e) => (statusOf(e) === 404 ? undefined : Promise.reject(e)));
+  ) {
+    super('dev.claude-vm.flystandin', runId);
   }
 
   /** Creates the container (not started) and writes the Machine's files into it, as Fly does before boot. */
   async createContainer(m: BackingMachine): Promise<string> {
-    const info = await this.engine.call<{ NCPU?: number }>('GET', '/info');
     const { Id } = await this.engine.call<{ Id: string }>('POST', `/containers/create?name=${m.name}`, {
       Image: m.image,
       ...(m.cmd ? { Cmd: m.cmd } : {}),
@@ -59,7 +43,7 @@ export class DockerBacking {
         // NoCopy: a new Fly volume is an empty file system owned by root, not a copy of the image's directory.
         Mounts: m.mounts.map((v) => ({ Type: 'volume', Source: v.dockerVolume, Target: v.path, VolumeOptions: { NoCopy: true } })),
         Memory: m.memoryMb * 1024 * 1024,
-        NanoCpus: Math.round(Math.min(m.cpus, info.NCPU ?? m.cpus) * 1e9),
+        NanoCpus: await this.nanoCpus(m.cpus),
         NetworkMode: this.network,
       },
     });
@@ -67,12 +51,8 @@ export class DockerBacking {
     return Id;
   }
 
-  async start(id: string): Promise<void> {
-    await this.engine.call('POST', `/containers/${id}/start`).catch((e) => (statusOf(e) === 304 ? undefined : Promise.reject(e)));
-  }
-
   async stop(id: string, kill: boolean): Promise<void> {
-    await this.engine.call('POST', kill ? `/containers/${id}/kill` : `/containers/${id}/stop?t=10`).catch((e) => ([304, 409].includes(statusOf(e) ?? 0) ? undefined : Promise.reject(e)));
+    await this.engine.call('POST', kill ? `/containers/${id}/kill` : `/containers/${id}/stop?t=10`).catch(unless(304, 409));
   }
 
   async pause(id: string): Promise<void> {
@@ -87,41 +67,24 @@ export class DockerBacking {
     return (await this.engine.call<{ State: { Paused: boolean } }>('GET', `/containers/${id}/json`)).State.Paused;
   }
 
-  async remove(id: string): Promise<void> {
-    await this.engine.call('DELETE', `/containers/${id}?force=true`).catch((e) => (statusOf(e) === 404 ? undefined : Promise.reject(e)));
-  }
-
   /** `docker exec` as root (Fly runs exec as root), with the whole input and output in memory, as Fly's exec has them. */
   async exec(id: string, command: string[], stdin: string | undefined): Promise<{ exitCode: number; stdout: Buffer; stderr: Buffer }> {
-    const { Id } = await this.engine.call<{ Id: string }>('POST', `/containers/${id}/exec`, { Cmd: command, User: '0:0', AttachStdin: stdin !== undefined, AttachStdout: true, AttachStderr: true });
-    const conn = await this.engine.hijack(`/exec/${Id}/start`, { Detach: false, Tty: false });
+    const session = await this.openExec(id, { cmd: command, user: '0:0', stdin: stdin !== undefined, tty: false });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     const sink = (into: Buffer[]) => new PassThrough().on('data', (d: Buffer) => into.push(d));
-    const done = demux(conn, sink(out), sink(err));
-    conn.end(stdin ?? '');
+    const done = demux(session.conn, sink(out), sink(err));
+    session.conn.end(stdin ?? '');
     await done;
-    conn.destroy();
-    const { ExitCode } = await this.engine.call<{ ExitCode: number | null }>('GET', `/exec/${Id}/json`);
-    return { exitCode: ExitCode ?? 1, stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
+    session.conn.destroy();
+    return { exitCode: await session.exitCode(), stdout: Buffer.concat(out), stderr: Buffer.concat(err) };
   }
 
-  /** Removes every container and volume of this run, and nothing else. */
+  /** Removes every container and volume of this run, and nothing else; fails if any of it would not go. */
   async cleanUp(): Promise<void> {
-    const filter = encodeURIComponent(JSON.stringify({ label: [`dev.claude-vm.flystandin=${this.runId}`] }));
-    const containers = await this.engine.call<Array<{ Id: string }>>('GET', `/containers/json?all=1&filters=${filter}`);
-    for (const c of containers) await this.remove(c.Id);
-    const { Volumes } = await this.engine.call<{ Volumes: Array<{ Name: string }> | null }>('GET', `/volumes?filters=${filter}`);
-    for (const v of Volumes ?? []) await this.removeVolume(v.Name);
+    const failed = await this.removeLabelled();
     this.engine.close();
-  }
-
-  /** What is left of this run on the engine (for asserting nothing leaked). */
-  async leftovers(): Promise<{ containers: number; volumes: number }> {
-    const filter = encodeURIComponent(JSON.stringify({ label: [`dev.claude-vm.flystandin=${this.runId}`] }));
-    const containers = await this.engine.call<unknown[]>('GET', `/containers/json?all=1&filters=${filter}`);
-    const { Volumes } = await this.engine.call<{ Volumes: unknown[] | null }>('GET', `/volumes?filters=${filter}`);
-    return { containers: containers.length, volumes: (Volumes ?? []).length };
+    if (failed.length) throw new Error(`the Fly stand-in could not remove all it made: ${failed.map((e) => e.message).join('; ')}`);
   }
 
   /** The engine client sends JSON only; an archive upload is a raw tar body. */

@@ -15,9 +15,11 @@ import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { REPO } from './cli.js';
 import { DockerBacking } from './fly-standin-docker.js';
-import { SwaggerCheck, type MatchedOperation } from './swagger-check.js';
+import { SwaggerCheck, type Dialect, type MatchedOperation } from './swagger-check.js';
 
 export const FLY_SPEC = join(REPO, 'test', 'fixtures', 'fly-machines-openapi.json');
+/** The spec declares few error statuses; Fly's documentation says every error answer is an ErrorResponse. */
+const FLY_DIALECT: Dialect = { undeclaredErrorSchema: { $ref: '#/definitions/ErrorResponse' } };
 
 type Json = Record<string, unknown>;
 interface Answer {
@@ -100,7 +102,7 @@ export class FlyStandin {
     const server = createServer((req, res) => void self!.handle(req, res));
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-    self = new FlyStandin(server, url, opts.token, opts.regions ?? ['iad', 'ord', 'ams', 'fra'], new DockerBacking(runId, opts.network ?? 'bridge'), new SwaggerCheck(FLY_SPEC));
+    self = new FlyStandin(server, url, opts.token, opts.regions ?? ['iad', 'ord', 'ams', 'fra'], new DockerBacking(runId, opts.network ?? 'bridge'), new SwaggerCheck(FLY_SPEC, FLY_DIALECT));
     for (const a of opts.apps ?? []) self.apps.set(a.name, { id: randomId(12), name: a.name, org: a.org });
     return self;
   }
@@ -148,11 +150,12 @@ export class FlyStandin {
       res.writeHead(a.status, { ...(text ? { 'Content-Type': 'application/json' } : {}), ...a.headers });
       res.end(text);
     };
-    if (!url.pathname.startsWith(this.check.doc.basePath + '/')) {
-      this.violations.push(`${where}: not below the spec's basePath ${this.check.doc.basePath}`);
+    const basePath = this.check.doc.basePath ?? '';
+    if (!url.pathname.startsWith(basePath + '/')) {
+      this.violations.push(`${where}: not below the spec's basePath ${basePath}`);
       return send(undefined, { status: 404, body: { error: 'not found' } });
     }
-    const m = this.check.match(method, url.pathname.slice(this.check.doc.basePath.length));
+    const m = this.check.match(method, url.pathname.slice(basePath.length));
     if (!m) {
       this.violations.push(`${where}: no such operation in the spec`);
       return send(undefined, { status: 404, body: { error: 'not found' } });

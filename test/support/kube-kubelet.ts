@@ -4,9 +4,10 @@
  * cluster network), and exec is Docker's exec translated to the Kubernetes channel protocol. Everything it makes
  * carries the stand-in's label, so it removes exactly what it made.
  */
-import { Writable, type Duplex } from 'node:stream';
+import { Writable } from 'node:stream';
 import type WebSocket from 'ws';
-import { Engine, connectEngine, demux, statusOf } from '../../src/providers/docker/engine.js';
+import { demux, statusOf } from '../../src/providers/docker/engine.js';
+import { LabelledDocker } from './labelled-docker.js';
 
 export const NODE_NAME = 'k8sstandin-node';
 
@@ -29,24 +30,17 @@ export type ContainerState =
   | { kind: 'exited'; exitCode: number; finishedAt: string; reason: string }
   | { kind: 'missing' };
 
-export class Kubelet {
-  readonly engine: Engine = connectEngine();
-
-  constructor(readonly label: string) {}
-
-  async imagePresent(image: string): Promise<boolean> {
-    return this.engine.call('GET', `/images/${encodeURIComponent(image)}/json`).then(() => true, (e) => (statusOf(e) === 404 ? false : Promise.reject(e)));
+export class Kubelet extends LabelledDocker {
+  constructor(label: string) {
+    super(label, '1');
   }
 
   async run(name: string, pod: PodRun): Promise<void> {
-    const info = await this.engine.call<{ NCPU?: number }>('GET', '/info');
-    for (const m of pod.mounts) {
-      await this.engine.call('POST', '/volumes/create', { Name: m.volume, Labels: { [this.label]: '1' } });
-    }
+    for (const m of pod.mounts) await this.createVolume(m.volume);
     await this.engine.call('POST', `/containers/create?name=${name}`, {
       Image: pod.image,
       Env: pod.env,
-      Labels: { [this.label]: '1' },
+      Labels: this.labels,
       ...(pod.user ? { User: pod.user } : {}),
       ...(pod.workingDir ? { WorkingDir: pod.workingDir } : {}),
       ...(pod.command ? { Entrypoint: pod.command } : {}),
@@ -55,10 +49,10 @@ export class Kubelet {
         NetworkMode: 'host',
         Mounts: pod.mounts.map((m) => ({ Type: 'volume', Source: m.volume, Target: m.target })),
         ...(pod.memoryBytes ? { Memory: pod.memoryBytes } : {}),
-        ...(pod.cpus ? { NanoCpus: Math.round(Math.min(pod.cpus, info.NCPU ?? pod.cpus) * 1e9) } : {}),
+        ...(pod.cpus ? { NanoCpus: await this.nanoCpus(pod.cpus) } : {}),
       },
     });
-    await this.engine.call('POST', `/containers/${name}/start`);
+    await this.start(name);
   }
 
   async state(name: string): Promise<ContainerState> {
@@ -78,10 +72,6 @@ export class Kubelet {
     await this.engine.call('DELETE', `/containers/${name}?force=true`).catch(() => undefined);
   }
 
-  async removeVolume(volume: string): Promise<void> {
-    await this.engine.call('DELETE', `/volumes/${volume}`).catch((e) => (statusOf(e) === 404 ? undefined : Promise.reject(e)));
-  }
-
   async logs(name: string, follow: boolean, tail: number | undefined, out: Writable): Promise<void> {
     const res = await this.engine.stream('GET', `/containers/${name}/logs?stdout=1&stderr=1&follow=${follow ? 1 : 0}${tail !== undefined ? `&tail=${tail}` : ''}`);
     out.once('close', () => res.destroy());
@@ -97,14 +87,7 @@ export class Kubelet {
     const early: Buffer[] = [];
     const keep = (data: Buffer) => early.push(data);
     ws.on('message', keep);
-    const { Id } = await this.engine.call<{ Id: string }>('POST', `/containers/${name}/exec`, {
-      Cmd: o.command,
-      AttachStdin: o.stdin,
-      AttachStdout: true,
-      AttachStderr: true,
-      Tty: o.tty,
-    });
-    const conn: Duplex = await this.engine.hijack(`/exec/${Id}/start`, { Detach: false, Tty: o.tty });
+    const { id, conn, exitCode } = await this.openExec(name, { cmd: o.command, stdin: o.stdin, tty: o.tty });
     const channel = (n: number) =>
       new Writable({
         write(chunk: Buffer, _enc, cb) {
@@ -125,7 +108,7 @@ export class Kubelet {
       else if (data[0] === 4) {
         // Go's JSON decoding of TerminalSize ignores case: {"Width":…} and {"width":…} are both accepted.
         const size = Object.fromEntries(Object.entries(JSON.parse(body.toString('utf8')) as Record<string, number>).map(([k, v]) => [k.toLowerCase(), v]));
-        void this.engine.call('POST', `/exec/${Id}/resize?h=${size.height}&w=${size.width}`).catch(() => undefined);
+        void this.engine.call('POST', `/exec/${id}/resize?h=${size.height}&w=${size.width}`).catch(() => undefined);
       } else if (data[0] === 255 && o.v5 && body[0] === 0) conn.end();
     };
     ws.off('message', keep);
@@ -134,18 +117,17 @@ export class Kubelet {
     ws.on('close', () => conn.destroy());
     await done.catch(() => undefined);
     conn.destroy();
-    const { ExitCode } = await this.engine.call<{ ExitCode: number | null }>('GET', `/exec/${Id}/json`);
-    if (ws.readyState === ws.OPEN) ws.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(status(ExitCode ?? 1)))]));
+    const code = await exitCode();
+    if (ws.readyState === ws.OPEN) ws.send(Buffer.concat([Buffer.from([3]), Buffer.from(JSON.stringify(status(code)))]));
     ws.close(1000);
   }
 
-  /** Removes every container and volume carrying this stand-in's label. */
+  /**
+   * Removes every container and volume carrying this stand-in's label. Best effort: a pod whose grace period is
+   * still running at close has its own removal under way, and may hold its container or volume a moment longer.
+   */
   async cleanUp(): Promise<void> {
-    const filter = encodeURIComponent(JSON.stringify({ label: [this.label] }));
-    const containers = await this.engine.call<Array<{ Id: string }>>('GET', `/containers/json?all=1&filters=${filter}`);
-    for (const c of containers) await this.engine.call('DELETE', `/containers/${c.Id}?force=true`).catch(() => undefined);
-    const { Volumes } = await this.engine.call<{ Volumes: Array<{ Name: string }> | null }>('GET', `/volumes?filters=${filter}`);
-    for (const v of Volumes ?? []) await this.removeVolume(v.Name).catch(() => undefined);
+    await this.removeLabelled();
     this.engine.close();
   }
 }

@@ -1,7 +1,7 @@
 /**
  * @module A stand-in Kubernetes API server for tests, because no real one can run on this machine (no
  * kube-apiserver in Debian, no registry beyond npm). It serves the few operations the Kubernetes provider uses,
- * checks every request and every answer against the published OpenAPI spec (kube-openapi.ts) and records what does
+ * checks every request and every answer against the published OpenAPI spec (swagger-check.ts) and records what does
  * not fit in `violations`, and backs pods with real Docker containers (kube-kubelet.ts). Its controllers are the
  * minimum: a StatefulSet keeps pod `<name>-0` while it has a replica; a pod's deletion waits for its container to
  * stop; a claim in use is removed when its pod is gone. Like a real one it speaks HTTPS (a certificate made for
@@ -15,8 +15,12 @@ import { createServer, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
-import { KubeOpenApi, type Route } from './kube-openapi.js';
+import { REPO } from './cli.js';
+import { SwaggerCheck, type MatchedOperation } from './swagger-check.js';
 import { Kubelet, NODE_NAME, type PodRun } from './kube-kubelet.js';
+
+/** The part of Kubernetes 1.34's OpenAPI (v2) spec the provider uses, cut by scripts/extract-kubernetes-openapi.mjs. */
+const KUBE_SPEC = join(REPO, 'test', 'fixtures', 'kubernetes-openapi.json');
 
 type Obj = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
 type Kind = 'secrets' | 'persistentvolumeclaims' | 'pods' | 'statefulsets';
@@ -47,7 +51,8 @@ export class KubeStandIn {
   readonly violations: string[] = [];
   /** `METHOD operationId` of every request, in order. */
   readonly calls: string[] = [];
-  readonly spec = new KubeOpenApi();
+  // As the API server decodes JSON: null is an absent field, and a schema without properties (FieldsV1) takes any.
+  readonly spec = new SwaggerCheck(KUBE_SPEC, { nullIsAbsent: true, propertylessObjectsAreOpen: true });
   url = '';
   private readonly store = new Map<string, Obj>();
   private readonly namespaces = new Set(['default']);
@@ -112,19 +117,17 @@ export class KubeStandIn {
     try {
       if (req.headers.authorization !== `Bearer ${this.token}`) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
       const url = new URL(req.url ?? '/', this.url);
-      const route = this.route(req.method ?? 'GET', url);
+      const route = this.route(req.method ?? 'GET', url, req.headers);
       const text = await new Promise<string>((resolve) => {
         let s = '';
         req.on('data', (d: Buffer) => (s += d));
         req.on('end', () => resolve(s));
       });
       const body = text ? (JSON.parse(text) as Obj) : undefined;
-      if (body && route.body) this.violate(route.operationId, 'request', this.spec.check(route.body, body));
+      this.violate(route.operationId, this.spec.checkBody(route, body, text !== ''));
       if (route.operationId === 'readCoreV1NamespacedPodLog') return await this.podLog(route, url, res);
       const [code, answer] = await this.operate(route, url.searchParams, body);
-      const schema = route.responseSchema(code);
-      if (schema) this.violate(route.operationId, 'response', this.spec.check(schema, answer));
-      else this.violations.push(`${route.operationId}: the spec has no ${code} answer`);
+      this.violate(route.operationId, this.spec.checkResponse(route, code, answer, true));
       send(res, code, answer);
     } catch (e) {
       const err = e instanceof ApiError ? e : new ApiError(500, 'InternalError', (e as Error).message);
@@ -133,21 +136,23 @@ export class KubeStandIn {
     }
   }
 
-  private route(method: string, url: URL): Route {
-    const r = this.spec.route(method, url.pathname, url.searchParams);
-    if ('violations' in r) {
-      this.violations.push(...r.violations);
-      throw new ApiError(404, 'NotFound', r.violations.join('; '));
+  /** The operation a request is; one the spec does not have, or with parameters it does not take, is a 404. */
+  private route(method: string, url: URL, headers: IncomingMessage['headers']): MatchedOperation {
+    const m = this.spec.match(method, url.pathname);
+    const problems = m ? this.spec.checkParameters(m, url.searchParams, headers).map((p) => `${m.operationId}: ${p}`) : [`${method} ${url.pathname}: no such operation in the Kubernetes API`];
+    if (!m || problems.length) {
+      this.violations.push(...problems);
+      throw new ApiError(404, 'NotFound', problems.join('; '));
     }
-    this.calls.push(`${method} ${r.operationId}`);
-    return r;
+    this.calls.push(`${method} ${m.operationId}`);
+    return m;
   }
 
-  private violate(op: string, what: string, problems: string[]): void {
-    for (const p of problems) this.violations.push(`${op} ${what} ${p}`);
+  private violate(op: string, problems: string[]): void {
+    for (const p of problems) this.violations.push(`${op}: ${p}`);
   }
 
-  private async operate(route: Route, query: URLSearchParams, body: Obj | undefined): Promise<[number, Obj]> {
+  private async operate(route: MatchedOperation, query: URLSearchParams, body: Obj | undefined): Promise<[number, Obj]> {
     const { namespace = '', name = '' } = route.params;
     const op = route.operationId;
     if (op === 'getCodeVersion') {
@@ -250,7 +255,7 @@ export class KubeStandIn {
     return [200, statusBody(200, '', '', { name, kind: plural })];
   }
 
-  private async podLog(route: Route, url: URL, res: ServerResponse): Promise<void> {
+  private async podLog(route: MatchedOperation, url: URL, res: ServerResponse): Promise<void> {
     const { namespace = '', name = '' } = route.params;
     const pod = this.get(`pods/${namespace}/${name}`, 'pods', name);
     if (pod.status.phase !== 'Running') throw new ApiError(400, 'BadRequest', `container "workspace" in pod "${name}" is waiting to start`);
@@ -269,7 +274,7 @@ export class KubeStandIn {
     try {
       if (req.headers.authorization !== `Bearer ${this.token}`) return refuse(401, 'Unauthorized');
       const url = new URL(req.url ?? '/', this.url);
-      const route = this.route(req.method ?? 'GET', url);
+      const route = this.route(req.method ?? 'GET', url, req.headers);
       if (!/^connectCoreV1(Get|Post)NamespacedPodExec$/.test(route.operationId)) return refuse(400, `${route.operationId} is not a streaming operation`);
       const { namespace = '', name = '' } = route.params;
       const q = url.searchParams;
@@ -297,7 +302,7 @@ export class KubeStandIn {
     const s = code === 0
       ? { metadata: {}, status: 'Success' }
       : { metadata: {}, status: 'Failure', message: `command terminated with non-zero exit code: error executing command [${command.join(' ')}], exit code ${code}`, reason: 'NonZeroExitCode', details: { causes: [{ reason: 'ExitCode', message: String(code) }] } };
-    this.violate('exec', 'status', this.spec.check({ $ref: '#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Status' }, s));
+    this.violate('exec', this.spec.checkSchema(s, { $ref: '#/definitions/io.k8s.apimachinery.pkg.apis.meta.v1.Status' }, 'status'));
     return s;
   }
 
@@ -360,7 +365,7 @@ export class KubeStandIn {
         pod.status.containerStatuses = [{ ...base, state: { waiting: { reason: 'CreateContainerConfigError', message: run.message } } }];
         return;
       }
-      if (!(await this.kubelet.imagePresent(c.image))) {
+      if (!(await this.kubelet.imageExists(c.image))) {
         pod.status.containerStatuses = [{ ...base, state: { waiting: { reason: 'ErrImagePull', message: `image ${c.image} is not on the stand-in's Docker engine` } } }];
         return;
       }
