@@ -15,7 +15,7 @@ import { createInterface } from 'node:readline';
 import type { EventPayloads, EventType } from '../../protocol/events.js';
 import type { AgentDefinition, AgentDriver, AgentLaunch, DriverEvents } from './driver.js';
 import { scrubSecrets, secretValues } from '../scrub.js';
-import { GATE_HOOK_SCRIPT, GateSocket } from './gate-socket.js';
+import { GateSocket, gateHookCommand } from './gate-socket.js';
 
 /** The parts of codex's JSONL events (codex-rs/exec/src/exec_events.rs) that this driver reads. */
 interface Item {
@@ -207,9 +207,8 @@ class CodexDriver implements AgentDriver {
     if (baseUrl) lines.push('model_provider = "claudevm"', '[model_providers.claudevm]', 'name = "claude-vm"',
       `base_url = ${q(baseUrl)}`, 'env_key = "OPENAI_API_KEY"', 'wire_api = "responses"');
     lines.push('[analytics]', 'enabled = false');
-    const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`; // codex runs the hook command with a shell
     lines.push('[[hooks.PreToolUse]]', 'matcher = "Bash"', '[[hooks.PreToolUse.hooks]]', 'type = "command"',
-      `command = ${q([process.execPath, GATE_HOOK_SCRIPT, gateSocket].map(sh).join(' '))}`, `timeout = ${GATE_HOOK_TIMEOUT_S}`);
+      `command = ${q(gateHookCommand(gateSocket))}`, `timeout = ${GATE_HOOK_TIMEOUT_S}`);
     writeFileSync(join(home, 'config.toml'), lines.join('\n') + '\n', { mode: 0o600 });
     return home;
   }

@@ -12,7 +12,13 @@ import { createInterface } from 'node:readline';
 import type { DriverEvents } from './driver.js';
 
 /** The hook client, next to this module once built. */
-export const GATE_HOOK_SCRIPT = new URL('./gate-hook.js', import.meta.url).pathname;
+const GATE_HOOK_SCRIPT = new URL('./gate-hook.js', import.meta.url).pathname;
+
+/** The shell command line an agent runs as its hook: this Node, gate-hook.js, the socket. */
+export function gateHookCommand(socketPath: string): string {
+  const sh = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`;
+  return [process.execPath, GATE_HOOK_SCRIPT, socketPath].map(sh).join(' ');
+}
 
 /** Unix socket paths are limited to about 104 bytes; a deep state dir falls back to a private temp dir. */
 const MAX_SOCKET_PATH = 100;
