@@ -19,7 +19,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { pinnedCli } from './support/pinned-cli.js';
@@ -259,4 +259,49 @@ test('a codex that ignores SIGINT is killed after 3 s, with the commands it star
   assert.deepEqual(ev.calls.slice(-2), [{ kind: 'exited', code: null, signal: 'SIGKILL' }, { kind: 'turnEnded' }]);
   assert.notEqual(spawnSync('pgrep', ['-f', marker]).status, 0, 'its child was killed too');
   assert.ok(!ev.calls.some((c) => c.kind === 'emit' && c.type === 'error'), 'an interrupt is not an error');
+});
+
+test('real codex: every shell command meets the approval gate (a PreToolUse hook); a refusal stops it and the model is told why', { timeout: TIMEOUT }, async (t) => {
+  const server = await ScriptedOpenAI.start();
+  t.after(() => server.close());
+  const launch = setup(server, 'scripted-model');
+  const ev = new Recorder();
+  const drivers: AgentDriver[] = [];
+  t.after(() => Promise.all(drivers.map((d) => d.stop())));
+  const shell = (callId: string, cmd: string) => ({ tools: [{ name: 'exec_command', arguments: { cmd }, callId }] });
+  const toolOutput = (callId: string) => server.requests.flatMap((r) => r.body.input).find((i: any) => i.type === 'function_call_output' && i.call_id === callId);
+
+  // A force push asks the user, who says no: nothing of the line runs, and the model reads the refusal.
+  server.enqueue(shell('call_push', 'touch pushed.txt && git push --force origin main'), shell('call_sudo', 'sudo true'), shell('call_echo', 'echo fine'), { text: 'ok' });
+  const driver = codexAgent.create(launch, ev);
+  drivers.push(driver);
+  driver.send('push it');
+  await ev.turns(1);
+  assert.deepEqual(ev.gates.map((g) => [g.tool, g.input.command, g.action]), [
+    ['Bash', 'touch pushed.txt && git push --force origin main', 'ask'],
+    ['Bash', 'sudo true', 'block'],
+    ['Bash', 'echo fine', 'allow'],
+  ]);
+  assert.ok(!existsSync(join(launch.cwd, 'pushed.txt')), 'the refused command did not run');
+  assert.match(JSON.stringify(toolOutput('call_push')), /did not approve this command/);
+  assert.match(JSON.stringify(toolOutput('call_sudo')), /privilege escalation is not allowed/);
+  assert.match(JSON.stringify(toolOutput('call_echo')), /fine/);
+  // codex reports no item for a refused command: the driver shows the refusal as a failed shell call.
+  assert.deepEqual(ev.events('tool.result').map((e) => [e.data.output.replace(/ \(.*/, ''), e.data.isError]), [
+    ['The user did not approve this command', true],
+    ["Blocked by the workspace's rules: privilege escalation is not allowed in a workspace.", true],
+    ['fine\n', false],
+  ]);
+  assert.deepEqual(ev.events('tool.called')[1]!.data.input, { command: 'sudo true' });
+  assert.deepEqual(ev.events('error'), [], 'no warning about our own hook');
+
+  // The same line, approved this time, runs (a new process: codex exec runs one turn).
+  ev.userDecision = 'allow';
+  server.enqueue(shell('call_push2', 'touch pushed.txt && git push --force origin main'), { text: 'pushed' });
+  const driver2 = codexAgent.create({ ...launch, sessionId: ev.sessions[0]! }, ev);
+  drivers.push(driver2);
+  driver2.send('push it, I approve');
+  await ev.turns(2);
+  assert.equal(ev.gates.at(-1)!.action, 'ask');
+  assert.ok(existsSync(join(launch.cwd, 'pushed.txt')), 'the approved command ran');
 });

@@ -16,7 +16,7 @@
  */
 import { strict as assert } from 'node:assert';
 import { spawnSync } from 'node:child_process';
-import { chownSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { pinnedCli } from './support/pinned-cli.js';
@@ -206,4 +206,50 @@ test('real gemini: a model error ends the turn with one error; an unknown sessio
   await ev2.turns(2);
   assert.equal(ev2.sessions.length, 1, 'a new session');
   assert.equal(ev2.events('turn.completed')[0]!.data.result, 'fresh');
+});
+
+test('real gemini: every shell command meets the approval gate (a BeforeTool hook); a refusal stops it and the model is told why', { timeout: TIMEOUT }, async (t) => {
+  const server = await ScriptedGemini.start();
+  t.after(() => server.close());
+  const launch = setup(server, null);
+  const ev = new Recorder();
+  const drivers: AgentDriver[] = [];
+  t.after(() => Promise.all(drivers.map((d) => d.stop())));
+  const shell = (command: string) => ({ tools: [{ name: 'run_shell_command', args: { command } }] });
+  // The functionResponse parts gemini sent back, in order.
+  const responses = () => server.requests.flatMap((r) => r.body.contents.flatMap((c: any) => c.parts.filter((p: any) => p.functionResponse)))
+    .map((p: any) => JSON.stringify(p.functionResponse.response));
+
+  // A force push asks the user, who says no: nothing of the line runs, and the model reads the refusal.
+  server.enqueue(shell('touch pushed.txt && git push --force origin main'), shell('sudo true'), shell('echo fine'), { text: 'ok' });
+  const driver = geminiAgent.create(launch, ev);
+  drivers.push(driver);
+  driver.send('push it');
+  await ev.turns(1);
+  assert.deepEqual(ev.gates.map((g) => [g.tool, g.input.command, g.action]), [
+    ['Bash', 'touch pushed.txt && git push --force origin main', 'ask'],
+    ['Bash', 'sudo true', 'block'],
+    ['Bash', 'echo fine', 'allow'],
+  ]);
+  assert.ok(!existsSync(join(launch.cwd, 'pushed.txt')), 'the refused command did not run');
+  const seen = [...new Set(responses())];
+  assert.match(seen[0]!, /did not approve this command/);
+  assert.match(seen[1]!, /privilege escalation is not allowed/);
+  assert.match(seen[2]!, /fine/);
+  // The user sees each refusal as a failed call, with the reason.
+  assert.deepEqual(ev.events('tool.result').map((e) => [e.data.output.replace(/ \(.*/, ''), e.data.isError]), [
+    ['Tool execution blocked: The user did not approve this command', true],
+    ["Tool execution blocked: Blocked by the workspace's rules: privilege escalation is not allowed in a workspace.", true],
+    ['fine', false],
+  ]);
+
+  // The same line, approved this time, runs (a new process: headless gemini runs one turn).
+  ev.userDecision = 'allow';
+  server.enqueue(shell('touch pushed.txt && git push --force origin main'), { text: 'pushed' });
+  const driver2 = geminiAgent.create({ ...launch, sessionId: ev.sessions[0]! }, ev);
+  drivers.push(driver2);
+  driver2.send('push it, I approve');
+  await ev.turns(2);
+  assert.equal(ev.gates.at(-1)!.action, 'ask');
+  assert.ok(existsSync(join(launch.cwd, 'pushed.txt')), 'the approved command ran');
 });

@@ -197,3 +197,40 @@ test('real qwen: a model error ends the turn with an error, and the model falls 
   await ev.turns(2);
   assert.equal(ev.events('turn.completed')[1]!.data.result, 'fine now');
 });
+
+test('real qwen: every shell command meets the approval gate; a refusal stops it and the model is told why', { timeout: TIMEOUT }, async (t) => {
+  const server = await ScriptedChatCompletions.start();
+  t.after(() => server.close());
+  const launch = setup(server, 'scripted-model');
+  const ev = new Recorder();
+  const driver = qwenAgent.create(launch, ev);
+  t.after(() => driver.stop());
+  const shell = (id: string, command: string) => ({ tools: [{ name: 'run_shell_command', arguments: { command }, id }] });
+  const toolMessage = (id: string) => server.requests.flatMap((r) => r.body.messages).find((m: any) => m.role === 'tool' && m.tool_call_id === id);
+
+  // A force push asks the user, who says no: nothing of the line runs, and the model reads the refusal.
+  server.enqueue(shell('call_push', 'touch pushed.txt && git push --force origin main'), shell('call_sudo', 'sudo true'), shell('call_cat', 'cat notes.txt'), { text: 'ok' });
+  writeFileSync(join(launch.cwd, 'notes.txt'), 'read me\n');
+  if (asNobody) chownSync(join(launch.cwd, 'notes.txt'), 65534, 65534);
+  driver.send('push it');
+  await ev.turns(1);
+  assert.deepEqual(ev.gates.map((g) => [g.tool, g.input.command, g.action]), [
+    ['Bash', 'touch pushed.txt && git push --force origin main', 'ask'],
+    ['Bash', 'sudo true', 'block'],
+    ['Bash', 'cat notes.txt', 'allow'], // qwen deems this read-only, yet it still comes to the gate
+  ]);
+  assert.ok(!existsSync(join(launch.cwd, 'pushed.txt')), 'the refused command did not run');
+  assert.match(JSON.stringify(toolMessage('call_push')), /did not approve this command/);
+  assert.match(JSON.stringify(toolMessage('call_sudo')), /privilege escalation is not allowed/);
+  assert.match(JSON.stringify(toolMessage('call_cat')), /read me/);
+  const results = ev.events('tool.result');
+  assert.deepEqual(results.map((r) => [r.data.toolUseId, r.data.isError]), [['call_push', true], ['call_sudo', true], ['call_cat', false]]);
+
+  // The same line, approved this time, runs.
+  ev.userDecision = 'allow';
+  server.enqueue(shell('call_push2', 'touch pushed.txt && git push --force origin main'), { text: 'pushed' });
+  driver.send('push it, I approve');
+  await ev.turns(2);
+  assert.deepEqual(ev.gates.at(-1)!.action, 'ask');
+  assert.ok(existsSync(join(launch.cwd, 'pushed.txt')), 'the approved command ran');
+});

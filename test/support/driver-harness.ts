@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after } from 'node:test';
 import type { EventPayloads, EventType } from '../../src/protocol/events.js';
 import type { DriverEvents } from '../../src/daemon/agents/driver.js';
+import { classify } from '../../src/daemon/gate.js';
 
 /** Agents refuse (or should not get) root: as root, run them as nobody when setpriv and the temp dir allow it. */
 export const NOBODY = ['--reuid=65534', '--regid=65534', '--clear-groups'];
@@ -42,9 +43,18 @@ export class Recorder implements DriverEvents {
   exited(code: number | null, signal: string | null): void {
     this.calls.push({ kind: 'exited', code, signal });
   }
-  /** These drivers run their agents in full-auto modes that do not ask; the gate is tested with Claude Code. */
-  async gate(): Promise<{ allow: true }> {
-    return { allow: true };
+  /** Every gate call, in order, with the verdict the built-in rules gave it. */
+  readonly gates: Array<{ tool: string; input: any; action: 'allow' | 'ask' | 'block' }> = [];
+  /** The user's answer to an "ask" (as Conversation.gate would wait for it); a test may change it. */
+  userDecision: 'allow' | 'deny' = 'deny';
+  /** The gate as Conversation.gate applies it: the built-in rules, and `userDecision` for what they ask about. */
+  async gate(tool: string, input: unknown): Promise<{ allow: true } | { allow: false; reason: string }> {
+    const command = tool === 'Bash' ? (input as { command?: unknown })?.command : undefined;
+    const verdict = typeof command === 'string' ? classify(command) : { action: 'allow' as const };
+    this.gates.push({ tool, input, action: verdict.action });
+    if (verdict.action === 'allow') return { allow: true };
+    if (verdict.action === 'block') return { allow: false, reason: `Blocked by the workspace's rules: ${verdict.reason}.` };
+    return this.userDecision === 'allow' ? { allow: true } : { allow: false, reason: `The user did not approve this command (${verdict.reason}).` };
   }
   events(type?: EventType): Array<{ type: EventType; data: any }> {
     return this.calls.flatMap((c) => (c.kind === 'emit' && (!type || c.type === type) ? [c] : []));

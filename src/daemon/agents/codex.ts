@@ -2,6 +2,11 @@
  * @module Codex driver (@openai/codex 0.169.0). `codex exec` runs ONE turn and exits, so every message is a new
  * process: `codex exec --json … [-m model] -` for the first, `… resume <thread_id> -` after that (the thread id
  * comes from `thread.started`), prompt on stdin. Its JSONL events are mapped onto the shared event model.
+ *
+ * The approval gate: `codex exec` cannot ask anyone, so approvals stay bypassed and the gate is codex's PreToolUse
+ * hook instead (Claude Code's hook contract; every shell tool reports itself as `Bash`). The hook is
+ * gate-hook.js, which asks this driver over a GateSocket and refuses with exit 2 and the reason, which codex hands
+ * to the model. `--dangerously-bypass-hook-trust` runs it without codex's interactive trust review: the hook is ours.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -10,6 +15,7 @@ import { createInterface } from 'node:readline';
 import type { EventPayloads, EventType } from '../../protocol/events.js';
 import type { AgentDefinition, AgentDriver, AgentLaunch, DriverEvents } from './driver.js';
 import { scrubSecrets, secretValues } from '../scrub.js';
+import { GateSocket, gateHookCommand } from './gate-socket.js';
 
 /** The parts of codex's JSONL events (codex-rs/exec/src/exec_events.rs) that this driver reads. */
 interface Item {
@@ -25,6 +31,8 @@ interface CodexEvent {
 
 const KILL_AFTER_MS = 3000;
 const MAX_OUTPUT = 64_000;
+/** Seconds codex waits on the gate hook; the conversation's own approval timeout (which refuses) is shorter. */
+const GATE_HOOK_TIMEOUT_S = 3600;
 
 /** What the driver knows about the running turn: why we cut it short, whether codex reported its end, … */
 const newTurn = () => ({ stopping: null as string | null, closed: false, lastText: '', lastError: '', startedAt: Date.now(), called: new Set<string>() });
@@ -34,6 +42,8 @@ class CodexDriver implements AgentDriver {
   private closed: Promise<void> = Promise.resolve();
   private threadId: string | null;
   private turn = newTurn();
+  private gateSocket: GateSocket | undefined;
+  private refusals = 0;
 
   constructor(private readonly launch: AgentLaunch, private readonly events: DriverEvents) {
     this.threadId = launch.sessionId;
@@ -41,8 +51,10 @@ class CodexDriver implements AgentDriver {
 
   send(text: string): void {
     if (this.proc) throw new Error('codex is still running the previous turn'); // the conversation never does this
-    const home = this.writeConfig();
-    const args = ['exec', '--json', '--skip-git-repo-check', '--dangerously-bypass-approvals-and-sandbox'];
+    // One codex process per turn, so one gate socket per turn too (closed when the process is gone).
+    this.gateSocket = new GateSocket(this.launch.stateDir, (tool, input) => this.gate(tool, input));
+    const home = this.writeConfig(this.gateSocket.path);
+    const args = ['exec', '--json', '--skip-git-repo-check', '--dangerously-bypass-approvals-and-sandbox', '--dangerously-bypass-hook-trust'];
     if (this.launch.model) args.push('-m', this.launch.model);
     if (this.threadId) args.push('resume', this.threadId);
     // `-`: the prompt comes on stdin (as in the official SDK), so no argv size limit and a message starting with
@@ -81,6 +93,8 @@ class CodexDriver implements AgentDriver {
 
   private finish(code: number | null, signal: string | null, stderr: string): void {
     this.proc = undefined;
+    void this.gateSocket?.close();
+    this.gateSocket = undefined;
     if (!this.turn.closed && this.turn.stopping) this.emit('turn.interrupted', { reason: this.turn.stopping });
     else if (!this.turn.closed) {
       const detail = lastLine(stderr);
@@ -121,13 +135,28 @@ class CodexDriver implements AgentDriver {
     }
   }
 
+  /**
+   * The gate, for the hook. codex reports no item for a command its hook refused, so the refusal is shown here
+   * as a failed shell call: the user sees what was refused and why.
+   */
+  private async gate(tool: string, input: unknown): ReturnType<DriverEvents['gate']> {
+    const verdict = await this.events.gate(tool, input);
+    if (!verdict.allow) {
+      const toolUseId = `gate_${++this.refusals}`;
+      this.emit('tool.called', { toolUseId, name: 'shell', input });
+      this.emit('tool.result', { toolUseId, output: verdict.reason, isError: true });
+    }
+    return verdict;
+  }
+
   private itemCompleted(item: Item): void {
     if (item.type === 'agent_message') {
       this.turn.lastText = item.text ?? '';
       if (this.turn.lastText) this.emit('assistant.text', { text: this.turn.lastText });
     } else if (item.type === 'error') {
       // A model unknown to codex (any custom provider's) gets this warning on every run; it is harmless.
-      if (!/^Model metadata for .* not found/.test(item.message ?? '')) this.error(item.message ?? 'codex error', false);
+      // The hook-trust bypass warns on every run too (twice); the hook it is about is our own approval gate.
+      if (!/^Model metadata for .* not found|^`--dangerously-bypass-hook-trust` is enabled/.test(item.message ?? '')) this.error(item.message ?? 'codex error', false);
     } else if (this.toolCalled(item)) {
       let output = JSON.stringify(item.result ?? '');
       if (item.type === 'command_execution') output = item.aggregated_output ?? '';
@@ -163,8 +192,11 @@ class CodexDriver implements AgentDriver {
     this.events.emit(type, scrubSecrets(data, secretValues(this.launch.env)));
   }
 
-  /** $CODEX_HOME/config.toml: the model server from launch.env; no analytics (offline it delays exit by ~5 s). */
-  private writeConfig(): string {
+  /**
+   * $CODEX_HOME/config.toml: the model server from launch.env; no analytics (offline it delays exit by ~5 s); the
+   * approval gate as a PreToolUse hook on every shell command.
+   */
+  private writeConfig(gateSocket: string): string {
     const home = join(this.launch.stateDir, 'codex-home');
     mkdirSync(home, { recursive: true, mode: 0o700 });
     const q = (s: string) => JSON.stringify(s); // a JSON string is a valid TOML basic string
@@ -175,6 +207,8 @@ class CodexDriver implements AgentDriver {
     if (baseUrl) lines.push('model_provider = "claudevm"', '[model_providers.claudevm]', 'name = "claude-vm"',
       `base_url = ${q(baseUrl)}`, 'env_key = "OPENAI_API_KEY"', 'wire_api = "responses"');
     lines.push('[analytics]', 'enabled = false');
+    lines.push('[[hooks.PreToolUse]]', 'matcher = "Bash"', '[[hooks.PreToolUse.hooks]]', 'type = "command"',
+      `command = ${q(gateHookCommand(gateSocket))}`, `timeout = ${GATE_HOOK_TIMEOUT_S}`);
     writeFileSync(join(home, 'config.toml'), lines.join('\n') + '\n', { mode: 0o600 });
     return home;
   }

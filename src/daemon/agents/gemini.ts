@@ -8,6 +8,10 @@
  * launch.stateDir/gemini-home: the settings.json there selects API-key auth (GOOGLE_GEMINI_BASE_URL alone would
  * select "gateway" auth, which headless mode rejects with exit 41) and turns off usage statistics and update
  * checks. The user's own ~/.gemini (OAuth login, extensions, GEMINI.md memory) is therefore NOT used.
+ *
+ * The approval gate: headless mode cannot ask anyone (hence `--yolo`), so the gate is a BeforeTool hook in that
+ * settings.json on `run_shell_command`: gate-hook.js asks this driver over a GateSocket and refuses with exit 2
+ * and the reason, which gemini reports as the tool's error and hands to the model.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,6 +20,7 @@ import { createInterface } from 'node:readline';
 import type { EventPayloads, EventType } from '../../protocol/events.js';
 import type { AgentDefinition, AgentDriver, AgentLaunch, DriverEvents } from './driver.js';
 import { scrubSecrets, secretValues } from '../scrub.js';
+import { GateSocket, gateHookCommand } from './gate-socket.js';
 
 /** gemini-cli's stream-json events (packages/core/src/output/types.ts), the fields this driver reads. */
 interface GeminiEvent {
@@ -28,6 +33,7 @@ interface GeminiEvent {
 }
 
 const KILL_AFTER_MS = 3000;
+const GATE_HOOK_TIMEOUT_MS = 3_600_000;
 const MAX_OUTPUT = 64_000;
 /** With a custom base URL and no model, gemini first asks a router model (gemini-3.5-flash-lite) to pick one. */
 const DEFAULT_MODEL_WITH_BASE_URL = 'gemini-2.5-flash';
@@ -39,6 +45,7 @@ class GeminiDriver implements AgentDriver {
   private closed: Promise<void> = Promise.resolve();
   private sessionId: string | null;
   private turn = newTurn();
+  private gateSocket: GateSocket | undefined;
 
   constructor(private readonly launch: AgentLaunch, private readonly events: DriverEvents) {
     this.sessionId = launch.sessionId;
@@ -50,7 +57,10 @@ class GeminiDriver implements AgentDriver {
 
   send(text: string): void {
     if (this.proc) throw new Error('gemini is still running the previous turn'); // the conversation never does this
-    const home = this.writeSettings();
+    // One gemini process per turn, so one gate socket per turn too (closed when the process is gone).
+    // gemini names its shell tool run_shell_command; the gate's rules know it as Bash.
+    this.gateSocket = new GateSocket(this.launch.stateDir, (tool, input) => this.events.gate(tool === 'run_shell_command' ? 'Bash' : tool, input));
+    const home = this.writeSettings(this.gateSocket.path);
     const args = ['-p', '', '-o', 'stream-json', '--yolo', '--skip-trust'];
     if (this.model) args.push('-m', this.model);
     if (this.sessionId) args.push('-r', this.sessionId);
@@ -91,6 +101,8 @@ class GeminiDriver implements AgentDriver {
 
   private finish(code: number | null, signal: string | null, stderr: string): void {
     this.proc = undefined;
+    void this.gateSocket?.close();
+    this.gateSocket = undefined;
     this.flushText();
     if (!this.turn.closed && this.turn.stopping) this.emit('turn.interrupted', { reason: this.turn.stopping });
     else if (!this.turn.closed) {
@@ -161,14 +173,19 @@ class GeminiDriver implements AgentDriver {
     this.events.emit(type, scrubSecrets(data, secretValues(this.launch.env)));
   }
 
-  /** $GEMINI_CLI_HOME/.gemini/settings.json. The key stays in the env (GEMINI_API_KEY); the file has no secret. */
-  private writeSettings(): string {
+  /**
+   * $GEMINI_CLI_HOME/.gemini/settings.json. The key stays in the env (GEMINI_API_KEY); the file has no secret.
+   * The approval gate's hook waits up to an hour (in ms): the conversation's own approval timeout, which refuses,
+   * comes first. gemini treats a hook that times out or fails as no objection, hence the long wait.
+   */
+  private writeSettings(gateSocket: string): string {
     const home = join(this.launch.stateDir, 'gemini-home');
     mkdirSync(join(home, '.gemini'), { recursive: true, mode: 0o700 });
     const env = { ...process.env, ...this.launch.env };
     const settings: Record<string, unknown> = {
       general: { enableAutoUpdate: false, enableAutoUpdateNotification: false },
       privacy: { usageStatisticsEnabled: false },
+      hooks: { BeforeTool: [{ matcher: 'run_shell_command', hooks: [{ type: 'command', command: gateHookCommand(gateSocket), timeout: GATE_HOOK_TIMEOUT_MS }] }] },
     };
     // Vertex AI (GOOGLE_GENAI_USE_VERTEXAI) or a Google login choose their own auth type.
     if (env.GEMINI_API_KEY) settings.security = { auth: { selectedType: 'gemini-api-key' } };

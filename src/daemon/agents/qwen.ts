@@ -1,6 +1,6 @@
 /**
  * @module Qwen Code driver (@qwen-code/qwen-code 0.24.4): one long-lived process per conversation,
- * `qwen --input-format stream-json --output-format stream-json --approval-mode yolo --auth-type openai [-m model]
+ * `qwen --input-format stream-json --output-format stream-json --approval-mode default --auth-type openai [-m model]
  * [--resume <session>]`, one user message per line on stdin. Its output is Claude-Code-like stream-json
  * (`system`/init, `assistant` with text and tool_use blocks, `user` with tool_result blocks, `result`).
  *
@@ -13,6 +13,13 @@
  *  - The `interrupt` control request is accepted but does not stop a running tool call, so an interrupt is SIGINT
  *    to the process group, then SIGKILL after 3 s; the session survives and the next message resumes it.
  *  - `result.usage` is cumulative over the session; per-turn tokens are summed from the turn's assistant messages.
+ *
+ * The approval gate: in stream-json input mode qwen asks its host about every tool call that needs confirmation
+ * with a `can_use_tool` control_request (Claude's SDK protocol) and waits for the control_response. The approval
+ * mode is `default` rather than `yolo`, and the private settings add a `Bash` ask rule, because qwen would
+ * otherwise run the shell commands it judges read-only without asking (`cat ~/.codex/auth.json` among them).
+ * Other tools (file edits) are allowed as they come. qwen waits at most 10 minutes for an answer (its maximum,
+ * set by the initialize request); then it cancels the call, which refuses it like the gate's own timeout.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -29,12 +36,15 @@ interface ContentBlock {
 interface Usage { input_tokens?: number; output_tokens?: number; cache_read_input_tokens?: number }
 interface StreamMessage {
   type: string; subtype?: string; session_id?: string; model?: string;
+  request_id?: string; request?: { subtype?: string; tool_name?: string; input?: unknown };
   message?: { content?: ContentBlock[] | string; usage?: Usage };
   result?: string; is_error?: boolean; duration_ms?: number; error?: { message?: string };
 }
 
 const KILL_AFTER_MS = 3000;
 const MAX_OUTPUT = 64_000;
+/** The longest qwen 0.24.4 accepts for `timeout.canUseTool`; the conversation's approval timeout may be longer. */
+const CAN_USE_TOOL_TIMEOUT_MS = 600_000;
 
 /** What the driver knows about the running turn. */
 const newTurn = () => ({ stopping: null as string | null, inputTokens: 0, outputTokens: 0, startedAt: Date.now() });
@@ -83,16 +93,18 @@ class QwenDriver implements AgentDriver {
 
   private spawn(): ChildProcessWithoutNullStreams {
     const home = this.writeSettings();
-    const args = ['--input-format', 'stream-json', '--output-format', 'stream-json', '--approval-mode', 'yolo', '--auth-type', 'openai'];
+    const args = ['--input-format', 'stream-json', '--output-format', 'stream-json', '--approval-mode', 'default', '--auth-type', 'openai'];
     const model = this.launch.model ?? this.launch.env.OPENAI_MODEL ?? null;
     if (model) args.push('--model', model);
     if (this.sessionId) args.push('--resume', this.sessionId);
-    const env: NodeJS.ProcessEnv = { ...process.env, ...this.launch.env, QWEN_HOME: home, QWEN_CODE_SUPPRESS_YOLO_WARNING: '1' };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...this.launch.env, QWEN_HOME: home };
     if (model) env.OPENAI_MODEL = model;
     // detached = own process group, so an interrupt reaches the shell commands qwen started too.
     const proc = spawn('qwen', args, { cwd: this.launch.cwd, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     this.proc = proc;
     proc.stdin.on('error', () => {}); // EPIPE if qwen dies at once; its exit tells why
+    // Only to raise how long qwen waits on a can_use_tool answer (the default, one minute, is too short for a person).
+    this.write({ type: 'control_request', request_id: 'cvm_init', request: { subtype: 'initialize', timeout: { canUseTool: CAN_USE_TOOL_TIMEOUT_MS } } });
     if (proc.pid) this.emit('agent.started', { pid: proc.pid, resumed: !!this.sessionId });
     createInterface({ input: proc.stdout }).on('line', (line) => this.onLine(line));
     let stderr = '';
@@ -127,6 +139,7 @@ class QwenDriver implements AgentDriver {
       this.events.session(m.session_id);
       this.emit('session.started', { sessionId: m.session_id, model: m.model ?? this.launch.model });
     }
+    if (m.type === 'control_request' && m.request_id) return void this.answer(m.request_id, m.request ?? {});
     const turn = this.turn;
     if (!turn || turn.stopping) return; // nothing is asked of qwen, or the turn is being cut short
     switch (m.type) {
@@ -159,6 +172,28 @@ class QwenDriver implements AgentDriver {
     }
   }
 
+  /**
+   * qwen's questions to its host. A tool call that runs a command goes through the approval gate (as `Bash`, the
+   * name the gate's rules know); any other tool call is allowed, as in yolo mode. A refusal's message is what the
+   * model reads as the tool's result.
+   */
+  private async answer(requestId: string, request: NonNullable<StreamMessage['request']>): Promise<void> {
+    if (request.subtype !== 'can_use_tool') {
+      this.write({ type: 'control_response', response: { subtype: 'error', request_id: requestId, error: `claude-vm does not handle ${request.subtype}` } });
+      return;
+    }
+    const command = (request.input as { command?: unknown } | undefined)?.command;
+    const verdict = typeof command === 'string'
+      ? await this.events.gate('Bash', { command }).catch((e: Error) => ({ allow: false as const, reason: `the approval gate failed: ${e.message}` }))
+      : { allow: true as const };
+    const response = verdict.allow ? { behavior: 'allow' } : { behavior: 'deny', message: verdict.reason };
+    this.write({ type: 'control_response', response: { subtype: 'success', request_id: requestId, response } });
+  }
+
+  private write(message: unknown): void {
+    this.proc?.stdin.write(JSON.stringify(message) + '\n');
+  }
+
   /** Events are stored and shown: no launch env value (API key, a base URL with credentials) may be in one. */
   private emit<T extends EventType>(type: T, data: EventPayloads[T]): void {
     this.events.emit(type, scrubSecrets(data, secretValues(this.launch.env)));
@@ -169,6 +204,8 @@ class QwenDriver implements AgentDriver {
     const home = join(this.launch.stateDir, 'qwen-home');
     mkdirSync(home, { recursive: true, mode: 0o700 });
     const settings = {
+      // Every shell command is put to the host (the approval gate), including those qwen itself deems read-only.
+      permissions: { ask: ['Bash'] },
       memory: { enableManagedAutoMemory: false, enableManagedAutoDream: false },
       telemetry: { enabled: false },
     };
