@@ -173,3 +173,42 @@ test('real opencode: a model error ends the turn with an error, and the next tur
   await ev2.turns(1);
   assert.equal(ev2.events('turn.completed')[0]!.data.result, 'fine now');
 });
+
+test('real opencode: every bash command meets the approval gate (a plugin); a refusal stops it and the model is told why', { timeout: TIMEOUT }, async (t) => {
+  const server = await ScriptedChatCompletions.start();
+  t.after(() => server.close());
+  const launch = setup(server, 'scripted-model');
+  const drivers: AgentDriver[] = [];
+  t.after(() => Promise.all(drivers.map((d) => d.stop())));
+  const bash = (id: string, command: string) => ({ tools: [{ name: 'bash', arguments: { command, description: id }, id }] });
+  const toolMessage = (id: string) => server.requests.flatMap((r) => r.body.messages).find((m: any) => m.role === 'tool' && m.tool_call_id === id);
+
+  // A force push asks the user, who says no; sudo is refused outright; an everyday command runs unasked.
+  const ev = new Recorder();
+  server.enqueue(bash('call_push', 'touch pushed.txt && git push --force origin main'), bash('call_sudo', 'sudo true'), bash('call_echo', 'echo fine'), { text: 'ok' });
+  const driver = opencodeAgent.create(launch, ev);
+  drivers.push(driver);
+  driver.send('push it');
+  await ev.turns(1);
+  assert.deepEqual(ev.gates.map((g) => [g.tool, g.input.command, g.action]), [
+    ['Bash', 'touch pushed.txt && git push --force origin main', 'ask'],
+    ['Bash', 'sudo true', 'block'],
+    ['Bash', 'echo fine', 'allow'],
+  ]);
+  assert.ok(!existsSync(join(launch.cwd, 'pushed.txt')), 'the refused command did not run');
+  assert.match(JSON.stringify(toolMessage('call_push')), /did not approve this command/);
+  assert.match(JSON.stringify(toolMessage('call_sudo')), /privilege escalation is not allowed/);
+  assert.match(JSON.stringify(toolMessage('call_echo')), /fine/);
+  assert.deepEqual(ev.events('tool.result').map((e) => e.data.isError), [true, true, false]);
+
+  // The same line, approved this time, runs (a new process continuing the session).
+  const ev2 = new Recorder();
+  ev2.userDecision = 'allow';
+  server.enqueue(bash('call_push2', 'touch pushed.txt && git push --force origin main'), { text: 'pushed' });
+  const driver2 = opencodeAgent.create({ ...launch, sessionId: ev.sessions[0]! }, ev2);
+  drivers.push(driver2);
+  driver2.send('push it, I approve');
+  await ev2.turns(1);
+  assert.equal(ev2.gates.at(-1)!.action, 'ask');
+  assert.ok(existsSync(join(launch.cwd, 'pushed.txt')), 'the approved command ran');
+});

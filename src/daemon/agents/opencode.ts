@@ -29,6 +29,10 @@ import { createInterface } from 'node:readline';
 import type { EventPayloads, EventType } from '../../protocol/events.js';
 import type { AgentDefinition, AgentDriver, AgentLaunch, DriverEvents } from './driver.js';
 import { scrubSecrets, secretValues } from '../scrub.js';
+import { GateSocket } from './gate-socket.js';
+
+/** The gate plugin opencode loads from its private config (opencode-gate-plugin.ts, next to this module once built). */
+const GATE_PLUGIN = new URL('./opencode-gate-plugin.js', import.meta.url).href;
 
 interface ToolPart {
   tool?: string; callID?: string; id?: string;
@@ -58,6 +62,7 @@ class OpencodeDriver implements AgentDriver {
   private closed: Promise<void> = Promise.resolve();
   private sessionId: string | null;
   private turn = newTurn();
+  private gateSocket: GateSocket | undefined;
 
   constructor(private readonly launch: AgentLaunch, private readonly events: DriverEvents) {
     this.sessionId = launch.sessionId;
@@ -65,7 +70,9 @@ class OpencodeDriver implements AgentDriver {
 
   send(text: string): void {
     if (this.proc) throw new Error('opencode is still running the previous turn'); // the conversation never does this
-    const { args, env } = this.prepare();
+    // One opencode process per turn, so one gate socket per turn too (closed when the process is gone).
+    this.gateSocket = new GateSocket(this.launch.stateDir, (tool, input) => this.events.gate(tool, input));
+    const { args, env } = this.prepare(this.gateSocket.path);
     this.turn = newTurn();
     // detached = own process group, so an interrupt reaches opencode's helpers too (its tools: see halt()).
     const proc = spawn('opencode', args, { cwd: this.launch.cwd, env, stdio: ['pipe', 'pipe', 'pipe'], detached: true });
@@ -103,6 +110,8 @@ class OpencodeDriver implements AgentDriver {
 
   private finish(code: number | null, signal: string | null, stderr: string): void {
     this.proc = undefined;
+    void this.gateSocket?.close();
+    this.gateSocket = undefined;
     const turn = this.turn;
     if (turn.stopping) this.emit('turn.interrupted', { reason: turn.stopping });
     else if (code === 0 || turn.errors.length) {
@@ -171,7 +180,7 @@ class OpencodeDriver implements AgentDriver {
   }
 
   /** The private opencode.json, the command line and the environment for one turn. */
-  private prepare(): { args: string[]; env: NodeJS.ProcessEnv } {
+  private prepare(gateSocket: string): { args: string[]; env: NodeJS.ProcessEnv } {
     const dir = join(this.launch.stateDir, 'opencode');
     mkdirSync(dir, { recursive: true, mode: 0o700 });
     const model = this.model();
@@ -184,6 +193,8 @@ class OpencodeDriver implements AgentDriver {
       autoupdate: false,
       share: 'disabled',
       permission: { bash: 'allow', edit: 'allow', webfetch: 'allow', external_directory: 'allow', doom_loop: 'allow' },
+      // opencode asks nobody (`run --auto`); every shell command meets the approval gate through this plugin instead.
+      plugin: [GATE_PLUGIN],
     };
     if (custom) {
       config.provider = {
@@ -206,7 +217,7 @@ class OpencodeDriver implements AgentDriver {
     args.push(...(this.sessionId ? ['--session', this.sessionId] : ['--title']));
     const env: NodeJS.ProcessEnv = {
       // opencode takes its project directory from PWD, which the daemon inherited from wherever it started.
-      ...process.env, ...this.launch.env, PWD: this.launch.cwd, OPENCODE_CONFIG: configPath,
+      ...process.env, ...this.launch.env, PWD: this.launch.cwd, OPENCODE_CONFIG: configPath, CLAUDE_VM_GATE_SOCKET: gateSocket,
       OPENCODE_DISABLE_AUTOUPDATE: '1', OPENCODE_DISABLE_MODELS_FETCH: '1', OPENCODE_DISABLE_LSP_DOWNLOAD: '1',
     };
     return { args, env };
