@@ -19,9 +19,18 @@ export interface Queryable {
   run(sql: string, params?: Param[]): Promise<{ changes: number }>;
 }
 
+export interface TxOptions {
+  /**
+   * The data's source still holds it and sends it again if it is missing after a crash (events from a workspace's
+   * own log, which the daemon resends from what the store says it has): commit without waiting for the disk. A
+   * power loss can then lose the last such commits, never corrupt the store; the source fills them in.
+   */
+  replayable?: boolean;
+}
+
 export interface Db extends Queryable {
   /** Runs `fn` in one transaction: committed if it resolves, rolled back if it throws. */
-  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T>;
+  tx<T>(fn: (q: Queryable) => Promise<T>, opts?: TxOptions): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -76,7 +85,7 @@ class SqliteDb implements Db {
     return { changes: this.db.prepare(sql).run(...params).changes };
   }
 
-  tx<T>(fn: (q: Queryable) => Promise<T>): Promise<T> {
+  tx<T>(fn: (q: Queryable) => Promise<T>, opts: TxOptions = {}): Promise<T> {
     const inner: Queryable = {
       dialect: 'sqlite',
       all: async <R>(sql: string, params: Param[] = []) => this.db.prepare(sql).all(...params) as R[],
@@ -85,6 +94,8 @@ class SqliteDb implements Db {
     };
     // Chained on the previous holder directly: waiting in idle() would wait on this very transaction.
     const result = this.lock.catch(() => undefined).then(async () => {
+      // Per connection, and nothing else runs on it while this transaction holds the lock.
+      if (opts.replayable) this.db.pragma('synchronous = NORMAL');
       this.db.exec('BEGIN IMMEDIATE');
       try {
         const r = await fn(inner);
@@ -93,6 +104,8 @@ class SqliteDb implements Db {
       } catch (e) {
         this.db.exec('ROLLBACK');
         throw e;
+      } finally {
+        if (opts.replayable) this.db.pragma('synchronous = FULL');
       }
     });
     this.lock = result;

@@ -19,7 +19,10 @@ export class EventStore {
         const values = chunk.map(() => '(?, ?, ?, ?, ?, ?)').join(', ');
         await q.run(`INSERT INTO events (workspace_id, conversation_id, seq, time, type, data) VALUES ${values} ON CONFLICT DO NOTHING`, chunk.flat());
       }
-    });
+      // Replayable: every event is in its daemon's log on the workspace volume, and a reconnecting daemon resends
+      // whatever the store lacks (the welcome carries the store's own numbers), so the commit need not wait for
+      // the disk: followers see events a disk flush sooner.
+    }, { replayable: true });
   }
 
   /**

@@ -1,7 +1,7 @@
 /** @module The PostgreSQL backend of the database seam, so several control-plane processes can share one state store. */
 import pg from 'pg';
 import { MIGRATIONS } from './migrations.js';
-import { schemaTooNew, type Db, type Param, type Queryable } from './db.js';
+import { schemaTooNew, type Db, type Param, type Queryable, type TxOptions } from './db.js';
 
 /** Held while migrating, so processes starting together apply each migration once ("claude-v" in ASCII, as int8). */
 const MIGRATION_LOCK = '7164208264063036790';
@@ -62,10 +62,12 @@ async function withClient<T>(pool: pg.Pool, fn: (client: pg.PoolClient, fail: (e
 }
 
 /** Runs `fn` inside BEGIN/COMMIT on one client: committed if it resolves, rolled back if it throws. */
-function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+function inTransaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient) => Promise<T>, opts: TxOptions = {}): Promise<T> {
   return withClient(pool, async (client, fail) => {
     await client.query('BEGIN');
     try {
+      // See TxOptions: the commit returns before the WAL is flushed; this transaction only.
+      if (opts.replayable) await client.query('SET LOCAL synchronous_commit = off');
       const r = await fn(client);
       await client.query('COMMIT');
       return r;
@@ -123,7 +125,7 @@ export async function connectPostgres(url: string): Promise<Db> {
   }
   return {
     ...queryable(pool),
-    tx: (fn) => inTransaction(pool, (client) => fn(queryable(client))),
+    tx: (fn, opts) => inTransaction(pool, (client) => fn(queryable(client)), opts),
     close: () => pool.end(),
   };
 }
