@@ -343,6 +343,27 @@ test('after a dropped connection the daemon resends from welcome.acked + 1: the 
   assert.deepEqual([...cp.stored.get(id)!.values()].map((e) => e.type).slice(-3), ['message.queued', 'message.cancelled', 'tui.detached']);
 });
 
+test('events a control plane acknowledged and then lost (a power cut before its disk caught up) come back from the daemon', { timeout: TIMEOUT }, async (t) => {
+  const cp = await ControlPlane.start('tok-p-5e01');
+  t.after(() => cp.close());
+  const d = await DaemonProcess.start(t, { url: cp.url, token: cp.token });
+  await until('the hello', () => !!cp.live?.welcome);
+  const { id } = (await cp.result('conversation.create', { agent: 'claude' })) as ConversationInfo;
+  const tui = await d.holdTui(id);
+  await queueAndCancel((m, p) => cp.result(m, p), id, 3);
+  await until('events 1-8 stored and acknowledged', () => cp.seqs(id).length === 8);
+
+  // The store loses what it had acknowledged after event 3 (commits that never reached its disk), and restarts.
+  for (const seq of [4, 5, 6, 7, 8]) cp.stored.get(id)!.delete(seq);
+  cp.kill();
+  await until('the reconnect', () => cp.connections.length === 2 && !!cp.connections[1]!.welcome);
+  assert.equal(cp.connections[1]!.welcome![id], 3);
+  await until('the lost events resent', () => cp.seqs(id).length === 8);
+  assert.deepEqual(cp.seqs(id), range(1, 8));
+  assert.deepEqual(eventsOf(cp.connections[1]!, id).map((e) => e.seq), range(4, 8), 'only what was lost, nothing twice');
+  tui.destroy();
+});
+
 test('without tunnel.json the daemon serves locally; a control plane that is not up yet is reached once it is', { timeout: TIMEOUT }, async (t) => {
   const d = await DaemonProcess.start(t);
   assert.equal((await d.local('ping')).workspaceId, 'w1');
