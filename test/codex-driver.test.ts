@@ -23,7 +23,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { pinnedCli } from './support/pinned-cli.js';
-import { NOBODY, Recorder, asNobody, tempRoot } from './support/driver-harness.js';
+import { GATE_PROBES, NOBODY, Recorder, asNobody, assertGated, tempRoot } from './support/driver-harness.js';
 import type { AgentDriver, AgentLaunch } from '../src/daemon/agents/driver.js';
 import { codexAgent } from '../src/daemon/agents/codex.js';
 import { NO_TURN_TEXT, ScriptedOpenAI } from './support/scripted-openai.js';
@@ -272,20 +272,12 @@ test('real codex: every shell command meets the approval gate (a PreToolUse hook
   const toolOutput = (callId: string) => server.requests.flatMap((r) => r.body.input).find((i: any) => i.type === 'function_call_output' && i.call_id === callId);
 
   // A force push asks the user, who says no: nothing of the line runs, and the model reads the refusal.
-  server.enqueue(shell('call_push', 'touch pushed.txt && git push --force origin main'), shell('call_sudo', 'sudo true'), shell('call_echo', 'echo fine'), { text: 'ok' });
+  server.enqueue(shell('call_push', GATE_PROBES.push), shell('call_sudo', GATE_PROBES.sudo), shell('call_echo', GATE_PROBES.echo), { text: 'ok' });
   const driver = codexAgent.create(launch, ev);
   drivers.push(driver);
   driver.send('push it');
   await ev.turns(1);
-  assert.deepEqual(ev.gates.map((g) => [g.tool, g.input.command, g.action]), [
-    ['Bash', 'touch pushed.txt && git push --force origin main', 'ask'],
-    ['Bash', 'sudo true', 'block'],
-    ['Bash', 'echo fine', 'allow'],
-  ]);
-  assert.ok(!existsSync(join(launch.cwd, 'pushed.txt')), 'the refused command did not run');
-  assert.match(JSON.stringify(toolOutput('call_push')), /did not approve this command/);
-  assert.match(JSON.stringify(toolOutput('call_sudo')), /privilege escalation is not allowed/);
-  assert.match(JSON.stringify(toolOutput('call_echo')), /fine/);
+  assertGated(ev, launch.cwd, ['call_push', 'call_sudo', 'call_echo'].map((id) => JSON.stringify(toolOutput(id))));
   // codex reports no item for a refused command: the driver shows the refusal as a failed shell call.
   assert.deepEqual(ev.events('tool.result').map((e) => [e.data.output.replace(/ \(.*/, ''), e.data.isError]), [
     ['The user did not approve this command', true],
@@ -297,7 +289,7 @@ test('real codex: every shell command meets the approval gate (a PreToolUse hook
 
   // The same line, approved this time, runs (a new process: codex exec runs one turn).
   ev.userDecision = 'allow';
-  server.enqueue(shell('call_push2', 'touch pushed.txt && git push --force origin main'), { text: 'pushed' });
+  server.enqueue(shell('call_push2', GATE_PROBES.push), { text: 'pushed' });
   const driver2 = codexAgent.create({ ...launch, sessionId: ev.sessions[0]! }, ev);
   drivers.push(driver2);
   driver2.send('push it, I approve');

@@ -20,7 +20,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { pinnedCli } from './support/pinned-cli.js';
-import { NOBODY, Recorder, asNobody, tempRoot } from './support/driver-harness.js';
+import { GATE_PROBES, NOBODY, Recorder, asNobody, assertGated, tempRoot } from './support/driver-harness.js';
 import type { AgentDriver, AgentLaunch } from '../src/daemon/agents/driver.js';
 import { geminiAgent } from '../src/daemon/agents/gemini.js';
 import { NO_TURN_TEXT, ScriptedGemini } from './support/scripted-gemini.js';
@@ -221,21 +221,12 @@ test('real gemini: every shell command meets the approval gate (a BeforeTool hoo
     .map((p: any) => JSON.stringify(p.functionResponse.response));
 
   // A force push asks the user, who says no: nothing of the line runs, and the model reads the refusal.
-  server.enqueue(shell('touch pushed.txt && git push --force origin main'), shell('sudo true'), shell('echo fine'), { text: 'ok' });
+  server.enqueue(shell(GATE_PROBES.push), shell(GATE_PROBES.sudo), shell(GATE_PROBES.echo), { text: 'ok' });
   const driver = geminiAgent.create(launch, ev);
   drivers.push(driver);
   driver.send('push it');
   await ev.turns(1);
-  assert.deepEqual(ev.gates.map((g) => [g.tool, g.input.command, g.action]), [
-    ['Bash', 'touch pushed.txt && git push --force origin main', 'ask'],
-    ['Bash', 'sudo true', 'block'],
-    ['Bash', 'echo fine', 'allow'],
-  ]);
-  assert.ok(!existsSync(join(launch.cwd, 'pushed.txt')), 'the refused command did not run');
-  const seen = [...new Set(responses())];
-  assert.match(seen[0]!, /did not approve this command/);
-  assert.match(seen[1]!, /privilege escalation is not allowed/);
-  assert.match(seen[2]!, /fine/);
+  assertGated(ev, launch.cwd, [...new Set(responses())]);
   // The user sees each refusal as a failed call, with the reason.
   assert.deepEqual(ev.events('tool.result').map((e) => [e.data.output.replace(/ \(.*/, ''), e.data.isError]), [
     ['Tool execution blocked: The user did not approve this command', true],
@@ -245,7 +236,7 @@ test('real gemini: every shell command meets the approval gate (a BeforeTool hoo
 
   // The same line, approved this time, runs (a new process: headless gemini runs one turn).
   ev.userDecision = 'allow';
-  server.enqueue(shell('touch pushed.txt && git push --force origin main'), { text: 'pushed' });
+  server.enqueue(shell(GATE_PROBES.push), { text: 'pushed' });
   const driver2 = geminiAgent.create({ ...launch, sessionId: ev.sessions[0]! }, ev);
   drivers.push(driver2);
   driver2.send('push it, I approve');

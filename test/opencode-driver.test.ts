@@ -12,7 +12,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { pinnedCli } from './support/pinned-cli.js';
-import { NOBODY, Recorder, asNobody, tempRoot } from './support/driver-harness.js';
+import { GATE_PROBES, NOBODY, Recorder, asNobody, assertGated, tempRoot } from './support/driver-harness.js';
 import type { AgentDriver, AgentLaunch } from '../src/daemon/agents/driver.js';
 import { opencodeAgent } from '../src/daemon/agents/opencode.js';
 import { ScriptedChatCompletions } from './support/scripted-chat-completions.js';
@@ -185,26 +185,18 @@ test('real opencode: every bash command meets the approval gate (a plugin); a re
 
   // A force push asks the user, who says no; sudo is refused outright; an everyday command runs unasked.
   const ev = new Recorder();
-  server.enqueue(bash('call_push', 'touch pushed.txt && git push --force origin main'), bash('call_sudo', 'sudo true'), bash('call_echo', 'echo fine'), { text: 'ok' });
+  server.enqueue(bash('call_push', GATE_PROBES.push), bash('call_sudo', GATE_PROBES.sudo), bash('call_echo', GATE_PROBES.echo), { text: 'ok' });
   const driver = opencodeAgent.create(launch, ev);
   drivers.push(driver);
   driver.send('push it');
   await ev.turns(1);
-  assert.deepEqual(ev.gates.map((g) => [g.tool, g.input.command, g.action]), [
-    ['Bash', 'touch pushed.txt && git push --force origin main', 'ask'],
-    ['Bash', 'sudo true', 'block'],
-    ['Bash', 'echo fine', 'allow'],
-  ]);
-  assert.ok(!existsSync(join(launch.cwd, 'pushed.txt')), 'the refused command did not run');
-  assert.match(JSON.stringify(toolMessage('call_push')), /did not approve this command/);
-  assert.match(JSON.stringify(toolMessage('call_sudo')), /privilege escalation is not allowed/);
-  assert.match(JSON.stringify(toolMessage('call_echo')), /fine/);
+  assertGated(ev, launch.cwd, ['call_push', 'call_sudo', 'call_echo'].map((id) => JSON.stringify(toolMessage(id))));
   assert.deepEqual(ev.events('tool.result').map((e) => e.data.isError), [true, true, false]);
 
   // The same line, approved this time, runs (a new process continuing the session).
   const ev2 = new Recorder();
   ev2.userDecision = 'allow';
-  server.enqueue(bash('call_push2', 'touch pushed.txt && git push --force origin main'), { text: 'pushed' });
+  server.enqueue(bash('call_push2', GATE_PROBES.push), { text: 'pushed' });
   const driver2 = opencodeAgent.create({ ...launch, sessionId: ev.sessions[0]! }, ev2);
   drivers.push(driver2);
   driver2.send('push it, I approve');

@@ -12,7 +12,7 @@ import { chownSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync
 import { join } from 'node:path';
 import { before, test } from 'node:test';
 import { pinnedCli } from './support/pinned-cli.js';
-import { NOBODY, Recorder, asNobody, tempRoot } from './support/driver-harness.js';
+import { GATE_PROBES, NOBODY, Recorder, asNobody, assertGated, tempRoot } from './support/driver-harness.js';
 import type { AgentDriver, AgentLaunch } from '../src/daemon/agents/driver.js';
 import { qwenAgent } from '../src/daemon/agents/qwen.js';
 import { NO_TURN_TEXT, ScriptedChatCompletions } from './support/scripted-chat-completions.js';
@@ -209,26 +209,19 @@ test('real qwen: every shell command meets the approval gate; a refusal stops it
   const toolMessage = (id: string) => server.requests.flatMap((r) => r.body.messages).find((m: any) => m.role === 'tool' && m.tool_call_id === id);
 
   // A force push asks the user, who says no: nothing of the line runs, and the model reads the refusal.
-  server.enqueue(shell('call_push', 'touch pushed.txt && git push --force origin main'), shell('call_sudo', 'sudo true'), shell('call_cat', 'cat notes.txt'), { text: 'ok' });
+  server.enqueue(shell('call_push', GATE_PROBES.push), shell('call_sudo', GATE_PROBES.sudo), shell('call_cat', 'cat notes.txt'), { text: 'ok' });
   writeFileSync(join(launch.cwd, 'notes.txt'), 'read me\n');
   if (asNobody) chownSync(join(launch.cwd, 'notes.txt'), 65534, 65534);
   driver.send('push it');
   await ev.turns(1);
-  assert.deepEqual(ev.gates.map((g) => [g.tool, g.input.command, g.action]), [
-    ['Bash', 'touch pushed.txt && git push --force origin main', 'ask'],
-    ['Bash', 'sudo true', 'block'],
-    ['Bash', 'cat notes.txt', 'allow'], // qwen deems this read-only, yet it still comes to the gate
-  ]);
-  assert.ok(!existsSync(join(launch.cwd, 'pushed.txt')), 'the refused command did not run');
-  assert.match(JSON.stringify(toolMessage('call_push')), /did not approve this command/);
-  assert.match(JSON.stringify(toolMessage('call_sudo')), /privilege escalation is not allowed/);
-  assert.match(JSON.stringify(toolMessage('call_cat')), /read me/);
+  // qwen deems `cat` read-only, yet it still comes to the gate.
+  assertGated(ev, launch.cwd, ['call_push', 'call_sudo', 'call_cat'].map((id) => JSON.stringify(toolMessage(id))), 'cat notes.txt', /read me/);
   const results = ev.events('tool.result');
   assert.deepEqual(results.map((r) => [r.data.toolUseId, r.data.isError]), [['call_push', true], ['call_sudo', true], ['call_cat', false]]);
 
   // The same line, approved this time, runs.
   ev.userDecision = 'allow';
-  server.enqueue(shell('call_push2', 'touch pushed.txt && git push --force origin main'), { text: 'pushed' });
+  server.enqueue(shell('call_push2', GATE_PROBES.push), { text: 'pushed' });
   driver.send('push it, I approve');
   await ev.turns(2);
   assert.deepEqual(ev.gates.at(-1)!.action, 'ask');

@@ -1,6 +1,7 @@
 /** @module Shared by the agent driver tests: a recording DriverEvents, dropping root, and temp dirs that go away. */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after } from 'node:test';
@@ -75,4 +76,25 @@ export class Recorder implements DriverEvents {
   turns(n: number): Promise<void> {
     return this.until(`${n} turn(s) to end`, () => this.count('turnEnded') >= n);
   }
+}
+
+/** The lines every gated driver's test has its agent run: one the user is asked about (and denies), one refused outright, one allowed. */
+export const GATE_PROBES = { push: 'touch pushed.txt && git push --force origin main', sudo: 'sudo true', echo: 'echo fine' } as const;
+
+/**
+ * After the agent tried GATE_PROBES in order (qwen reads a file instead of echoing, so the allowed line is given):
+ * the gate saw each with the right verdict, the denied line did not run, and the model read why (`replies`: what
+ * the model got back for each call).
+ */
+export function assertGated(ev: Recorder, cwd: string, replies: string[], allowed: string = GATE_PROBES.echo, allowedReply: RegExp = /fine/): void {
+  assert.deepEqual(ev.gates.map((g) => [g.tool, g.input.command, g.action]), [
+    ['Bash', GATE_PROBES.push, 'ask'],
+    ['Bash', GATE_PROBES.sudo, 'block'],
+    ['Bash', allowed, 'allow'],
+  ]);
+  assert.ok(!existsSync(join(cwd, 'pushed.txt')), 'the refused command did not run');
+  assert.equal(replies.length, 3, JSON.stringify(replies));
+  assert.match(replies[0]!, /did not approve this command/);
+  assert.match(replies[1]!, /privilege escalation is not allowed/);
+  assert.match(replies[2]!, allowedReply);
 }
