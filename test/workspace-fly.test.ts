@@ -145,10 +145,11 @@ test('without a public URL, up fails with one clear line and creates nothing on 
   assert.equal(r.code, 1);
   assert.match(r.stderr, /error: A Fly workspace dials the control plane, but this control plane has no public URL\.\nhint: .*--public-url/);
   assert.deepEqual(fly.requests.slice(before).map((q) => q.operationId), ['Apps_show']);
-  await cli.ok(['provider', 'add', 'flybare', '--type', 'fly', '--option', `api-url=${fly.url}`]);
-  const bare = await cli.run(['workspace', 'up', makeGitRepo(), '--provider', 'flybare', '--image', IMAGE]);
+  // Missing required options are refused when the provider is added, before anything could use it.
+  const bare = await cli.run(['provider', 'add', 'flybare', '--type', 'fly', '--option', `api-url=${fly.url}`]);
   assert.equal(bare.code, 1);
-  assert.match(bare.stderr, /error: The Fly provider needs --option token=…, --option app=…, --option region=…\./);
+  assert.match(bare.stderr, /^error: The fly provider needs --option token=…, --option app=… and --option region=…\./);
+  assert.doesNotMatch((await cli.ok(['provider', 'list'])).stdout, /flybare/);
   const wrong = await cli.run(['workspace', 'up', makeGitRepo(), '--provider', 'fly', '--size', 'huge']);
   assert.match(wrong.stderr, /has no size "huge".*\nhint: Sizes: shared-cpu-1x, shared-cpu-2x/);
   assert.deepEqual(fly.violations, []);

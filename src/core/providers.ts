@@ -42,7 +42,7 @@ export class ProviderService {
     const options = req.options ?? {};
     validateOptions(type, options);
     const missing = factory.options.filter((o) => o.required && !options[o.name]).map((o) => `--option ${o.name}=…`);
-    if (missing.length) throw new UserError('invalid_argument', `The ${type} provider needs ${missing.join(' and ')}.`, `See \`claude-vm provider add --help\`.`);
+    if (missing.length) throw new UserError('invalid_argument', `The ${type} provider needs ${missing.length > 1 ? `${missing.slice(0, -1).join(', ')} and ${missing.at(-1)}` : missing[0]}.`, `See \`claude-vm provider add --help\`.`);
     factory.validate?.(options);
     // An admin's providers are shared with every user; anyone else's are their own.
     const added = await this.store.insertProvider({ name: req.name, type, options, ownerId: this.principal.isAdmin ? null : this.principal.userId });

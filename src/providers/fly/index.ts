@@ -320,10 +320,10 @@ export const flyProviderFactory: ProviderFactory = {
   description: 'Fly.io Machines with a Fly Volume at /workspace (the image comes from your registry)',
   isolates: true,
   options: [
-    { name: 'token', description: 'Fly API token (`fly tokens create org`); stored encrypted' },
-    { name: 'app', description: 'Fly app the workspaces run in' },
+    { name: 'token', description: 'Fly API token (`fly tokens create org`); stored encrypted', required: true },
+    { name: 'app', description: 'Fly app the workspaces run in', required: true },
     { name: 'org', description: 'Fly organization; when set, the app is created there if it does not exist' },
-    { name: 'region', description: 'region for new workspaces (e.g. iad, ams)' },
+    { name: 'region', description: 'region for new workspaces (e.g. iad, ams)', required: true },
     { name: 'fallback-regions', description: 'regions to try, in order, when the first has no capacity (e.g. ord,ewr)', default: 'none' },
     { name: 'volume-size', description: 'size of the /workspace volume, in GB', default: '10' },
     { name: 'stop-mode', description: '`workspace down` stops the machine, or suspends it (resumes faster): stop|suspend', default: 'stop' },
