@@ -129,6 +129,8 @@ for (const backend of ['sqlite', 'postgres'] as const) {
       follower?.kill();
       await proxy.close();
       await killHard(server);
+      // A run that failed midway must not leave its workspace running on the engine (the success path deleted it).
+      if (container) for (const args of [['rm', '-f', container], ['volume', 'rm', container]]) spawnSync('docker', args, { stdio: 'ignore' });
     }
   });
 }
