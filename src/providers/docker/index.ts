@@ -45,8 +45,13 @@ export interface EngineConnection {
   engine: Engine;
   /** True when the engine runs on this machine, so its host network is this machine's. */
   onThisMachine: boolean;
-  /** Resolves once the engine can be called (a tunnel is up); throws a UserError naming the fix otherwise. */
-  ready(progress?: ProgressFn): Promise<void>;
+  /**
+   * Brings up what calls to the engine travel through (an SSH tunnel); at once when it is up. Absent for an engine
+   * reached directly. Throws a UserError naming the fix.
+   */
+  ready?(progress?: ProgressFn): Promise<void>;
+  /** Checks that the engine answers (`check` only, not every call); throws a UserError naming the fix. */
+  ping(): Promise<void>;
   /** The directory on the engine's host where the control plane's socket appears, to mount into workspaces. */
   controlPlaneDir?(spec: WorkspaceSpec): string | undefined;
   /** Brings an image the engine lacks (pull, or copy from another engine). */
@@ -59,7 +64,7 @@ export function directConnection(host?: string): EngineConnection {
   return {
     engine,
     onThisMachine: engine.local,
-    ready: () => pingEngine(engine),
+    ping: () => pingEngine(engine),
     controlPlaneDir: (spec) => (engine.local ? spec.controlPlaneSocketDir : undefined),
   };
 }
@@ -78,8 +83,14 @@ export class DockerProvider implements Provider {
 
   workspaceRoot = (): string => ROOT;
 
+  /** The engine's transport, if it has one to bring up; nothing to wait for on a direct connection. */
+  private async ready(progress?: ProgressFn): Promise<void> {
+    await this.conn.ready?.(progress);
+  }
+
   async check(spec?: Pick<WorkspaceSpec, 'image'>, progress?: ProgressFn): Promise<void> {
-    await this.conn.ready(progress);
+    await this.ready(progress);
+    await this.conn.ping();
     if (!spec) return;
     try {
       await this.engine.call('GET', `/images/${encodeURIComponent(spec.image)}/json`);
@@ -90,7 +101,7 @@ export class DockerProvider implements Provider {
   }
 
   async create(spec: WorkspaceSpec, progress?: ProgressFn): Promise<ResourceRefs> {
-    await this.conn.ready(progress);
+    await this.ready(progress);
     const volume = `claude-vm-${spec.id}`;
     const image = await this.engine.call<ImageInspect>('GET', `/images/${encodeURIComponent(spec.image)}/json`);
     const native = image.Config?.Labels?.[NATIVE_IMAGE_LABEL] === '1';
@@ -169,7 +180,7 @@ export class DockerProvider implements Provider {
   }
 
   async start(refs: ResourceRefs, progress?: ProgressFn): Promise<void> {
-    await this.conn.ready();
+    await this.ready();
     const id = need(refs, 'container');
     if (refs.egress) {
       progress?.({ step: 'Starting egress filter' });
@@ -221,7 +232,7 @@ export class DockerProvider implements Provider {
   }
 
   async stop(refs: ResourceRefs, opts?: { force?: boolean }): Promise<void> {
-    await this.conn.ready();
+    await this.ready();
     const id = need(refs, 'container');
     try {
       await this.engine.call('POST', opts?.force ? `/containers/${id}/kill` : `/containers/${id}/stop?t=10`);
@@ -233,7 +244,7 @@ export class DockerProvider implements Provider {
   }
 
   async delete(refs: ResourceRefs, opts: { purge: boolean }): Promise<void> {
-    await this.conn.ready();
+    await this.ready();
     if (refs.container) await this.engine.call('DELETE', `/containers/${refs.container}?force=true`).catch(ignore404);
     if (refs.egress) await this.engine.call('DELETE', `/containers/${refs.egress}?force=true`).catch(ignore404);
     if (opts.purge && refs.volume) await this.engine.call('DELETE', `/volumes/${refs.volume}`).catch(ignore404);
@@ -242,7 +253,7 @@ export class DockerProvider implements Provider {
   async status(refs: ResourceRefs): Promise<RuntimeStatus> {
     if (!refs.container) return { state: 'missing', detail: 'no container was recorded' };
     try {
-      await this.conn.ready();
+      await this.ready();
       const s = (await this.engine.call<{ State: ContainerState }>('GET', `/containers/${refs.container}/json`)).State;
       if (s.Running && refs.egress && !(await sidecarRunning(this.engine, refs.egress))) {
         return { state: 'error', detail: 'the egress filter stopped, so the workspace has no network; `workspace down` and `up` restart it' };
@@ -258,7 +269,7 @@ export class DockerProvider implements Provider {
   }
 
   async exec(refs: ResourceRefs, opts: ExecOptions): Promise<ExecHandle> {
-    await this.conn.ready();
+    await this.ready();
     const id = need(refs, 'container');
     let execId: string;
     try {
@@ -298,7 +309,7 @@ export class DockerProvider implements Provider {
   }
 
   async logs(refs: ResourceRefs, opts: LogOptions): Promise<void> {
-    await this.conn.ready();
+    await this.ready();
     const id = need(refs, 'container');
     const query = `stdout=1&stderr=1&follow=${opts.follow ? 1 : 0}${opts.tail !== undefined ? `&tail=${opts.tail}` : ''}`;
     const res = await this.engine.stream('GET', `/containers/${id}/logs?${query}`);

@@ -25,12 +25,11 @@ function connection(options: Record<string, string>, home: string): EngineConnec
   return {
     engine,
     onThisMachine: false,
-    ready: async (progress?: ProgressFn) => {
-      await tunnel.ready(progress);
-      await pingEngine(engine).catch((e: unknown) => {
+    ready: (progress?: ProgressFn) => tunnel.ready(progress),
+    ping: () =>
+      pingEngine(engine).catch((e: unknown) => {
         throw new UserError('provider_unavailable', `The Docker engine on ${tunnel.where} did not answer through SSH.`, `Check \`docker info\` on ${tunnel.where}.`, { cause: e });
-      });
-    },
+      }),
     controlPlaneDir: () => tunnel.remoteDir,
     provideImage: (image, progress) => copyOrPull(engine, image, tunnel.where, progress),
   };
