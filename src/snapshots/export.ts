@@ -8,16 +8,18 @@ import { unseal, type Manifest } from './engine.js';
 
 const BLOCK = 512;
 
-function header(name: string, size: number): Buffer {
+/** One ustar header (owned by root, dated now): a regular file by default, `type` '5' for a directory. */
+export function ustarHeader(name: string, size: number, mode = 0o600, type: '0' | '5' = '0'): Buffer {
   const h = Buffer.alloc(BLOCK);
+  const octal = (v: number, len: number) => v.toString(8).padStart(len - 1, '0') + '\0';
   h.write(name, 0, 100, 'utf8');
-  h.write('0000600\0', 100);
-  h.write('0000000\0', 108);
-  h.write('0000000\0', 116);
-  h.write(size.toString(8).padStart(11, '0') + '\0', 124);
-  h.write(Math.floor(Date.now() / 1000).toString(8).padStart(11, '0') + '\0', 136);
+  h.write(octal(mode, 8), 100);
+  h.write(octal(0, 8), 108);
+  h.write(octal(0, 8), 116);
+  h.write(octal(size, 12), 124);
+  h.write(octal(Math.floor(Date.now() / 1000), 12), 136);
   h.write('        ', 148); // checksum is computed with its own field as spaces
-  h.write('0', 156);
+  h.write(type, 156);
   h.write('ustar\0' + '00', 257);
   let sum = 0;
   for (const b of h) sum += b;
@@ -30,7 +32,7 @@ async function put(out: Writable, data: Buffer): Promise<void> {
 }
 
 async function entry(out: Writable, name: string, body: Buffer): Promise<void> {
-  await put(out, header(name, body.length));
+  await put(out, ustarHeader(name, body.length));
   await put(out, body);
   const pad = (BLOCK - (body.length % BLOCK)) % BLOCK;
   if (pad) await put(out, Buffer.alloc(pad));

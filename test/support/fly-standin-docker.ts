@@ -7,6 +7,7 @@ import http from 'node:http';
 import { PassThrough } from 'node:stream';
 import { demux } from '../../src/providers/docker/engine.js';
 import { LabelledDocker, unless } from './labelled-docker.js';
+import { ustarHeader } from '../../src/snapshots/export.js';
 
 export interface BackingMachine {
   name: string;
@@ -112,30 +113,12 @@ function tar(files: Array<{ path: string; mode: number; content: Buffer }>): Buf
       const dir = segments.slice(0, i).join('/') + '/';
       if (!dirs.has(dir)) {
         dirs.add(dir);
-        parts.push(header(dir, 0o755, 0, '5'));
+        parts.push(ustarHeader(dir, 0, 0o755, '5'));
       }
     }
-    parts.push(header(segments.join('/'), f.mode, f.content.length, '0'), f.content, Buffer.alloc((512 - (f.content.length % 512)) % 512));
+    parts.push(ustarHeader(segments.join('/'), f.content.length, f.mode), f.content, Buffer.alloc((512 - (f.content.length % 512)) % 512));
   }
   parts.push(Buffer.alloc(1024));
   return Buffer.concat(parts);
 }
 
-function header(name: string, mode: number, size: number, type: '0' | '5'): Buffer {
-  const h = Buffer.alloc(512);
-  const octal = (v: number, len: number) => v.toString(8).padStart(len - 1, '0') + '\0';
-  h.write(name, 0, 100);
-  h.write(octal(mode, 8), 100);
-  h.write(octal(0, 8), 108);
-  h.write(octal(0, 8), 116);
-  h.write(octal(size, 12), 124);
-  h.write(octal(Math.floor(Date.now() / 1000), 12), 136);
-  h.write('        ', 148);
-  h.write(type, 156);
-  h.write('ustar\0', 257);
-  h.write('00', 263);
-  let sum = 0;
-  for (const b of h) sum += b;
-  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148);
-  return h;
-}
