@@ -7,13 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createDecipheriv, createECDH, createPublicKey, hkdfSync, randomBytes, verify } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import type { IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, killHard, startServerProcess } from './support/cp-process.js';
+import { selfSignedCertificate } from './support/tls.js';
 
 interface Delivery {
   path: string;
@@ -60,11 +60,11 @@ function checkVapid(authorization: string, vapidPublicKey: string, audience: str
 }
 
 test('Web Push reaches the browser signed and encrypted; a subscription the push service says is gone is dropped', { timeout: 120_000 }, async () => {
+  const tls = selfSignedCertificate();
   const dir = mkdtempSync(join(tmpdir(), 'cvm-push-'));
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1',
-    '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+  writeFileSync(join(dir, 'cert.pem'), tls.cert);
   const deliveries: Delivery[] = [];
-  const pushService = createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')) }, (req, res) => {
+  const pushService = createServer(tls, (req, res) => {
     const parts: Buffer[] = [];
     req.on('data', (d: Buffer) => parts.push(d));
     req.on('end', () => {

@@ -7,17 +7,16 @@
  * stop; a claim in use is removed when its pod is gone. Like a real one it speaks HTTPS (a certificate made for
  * 127.0.0.1 at start, which its kubeconfig trusts) and wants a bearer token.
  */
-import { execFileSync } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { createServer, type Server } from 'node:https';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WebSocketServer } from 'ws';
 import { REPO } from './cli.js';
 import { SwaggerCheck, type MatchedOperation } from './swagger-check.js';
 import { Kubelet, NODE_NAME, type PodRun } from './kube-kubelet.js';
+import { selfSignedCertificate } from './tls.js';
 
 /** The part of Kubernetes 1.34's OpenAPI (v2) spec the provider uses, cut by scripts/extract-kubernetes-openapi.mjs. */
 const KUBE_SPEC = join(REPO, 'test', 'fixtures', 'kubernetes-openapi.json');
@@ -439,18 +438,6 @@ export class KubeStandIn {
       this.store.delete(key);
       await this.kubelet.removeVolume(this.volumeOf(namespace, name));
     }
-  }
-}
-
-/** A throwaway key and self-signed certificate for 127.0.0.1, as PEM. */
-function selfSignedCertificate(): { key: string; cert: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'k8sstandin-tls-'));
-  try {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=k8sstandin',
-      '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-    return { key: readFileSync(join(dir, 'key.pem'), 'utf8'), cert: readFileSync(join(dir, 'cert.pem'), 'utf8') };
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
   }
 }
 
