@@ -7,7 +7,6 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createRequire } from 'node:module';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -19,12 +18,6 @@ import { run } from './run-in-workspace.js';
 /** dist/: the compiled daemon and the protocol it imports, shipped as src/daemon and src/protocol. */
 const DIST = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const SHIPPED = ['src/daemon', 'src/protocol'];
-/**
- * The tunnel's WebSocket client, shipped as node_modules/ws next to src/ so the daemon's `import 'ws'` finds it in
- * any image: its package.json, code and LICENSE (ws has no dependencies; its native speed-ups are optional). Node
- * only resolves packages inside a node_modules directory, so the parent of this one is always named that.
- */
-const WS = dirname(createRequire(import.meta.url).resolve('ws/package.json'));
 
 const SUPERVISOR = `#!/bin/sh
 # Keeps the claude-vm workspace daemon running: one supervisor per workspace (flock), restart after a crash.
@@ -66,11 +59,7 @@ function shippedFiles(): Array<{ base: string; files: string[] }> {
     }
     return out;
   };
-  const aboveModules = dirname(dirname(WS));
-  return [
-    { base: DIST, files: SHIPPED.flatMap((d) => walk(DIST, join(DIST, d), (n) => n.endsWith('.js'))) },
-    { base: aboveModules, files: walk(aboveModules, WS, (n) => /\.(c?js|mjs)$|^package\.json$|^LICENSE$/.test(n)) },
-  ];
+  return [{ base: DIST, files: SHIPPED.flatMap((d) => walk(DIST, join(DIST, d), (n) => n.endsWith('.js'))) }];
 }
 
 export interface DaemonTarget {

@@ -5,12 +5,12 @@
  */
 import { readFileSync, watch, type FSWatcher } from 'node:fs';
 import { join } from 'node:path';
-import WebSocket from 'ws';
 import type { AnyEvent } from '../protocol/events.js';
 import { tunnelWsUrl, type DaemonMessage, type ServerMessage, type TunnelConfig } from '../protocol/tunnel.js';
 import type { Conversation } from './conversation.js';
 import type { Duplex } from 'node:stream';
-import { FAST_CLIENT, Mux, MUX_TYPES, type MuxControl, type StreamTarget } from '../protocol/mux.js';
+import { Mux, MUX_TYPES, type MuxControl, type StreamTarget } from '../protocol/mux.js';
+import { WsClient } from './ws-client.js';
 
 /** What the tunnel needs of a conversation. */
 export type TunnelConversation = Pick<Conversation, 'info' | 'log'>;
@@ -88,10 +88,10 @@ export class TunnelClient {
     if (this.stopped) return;
     this.configChanged = false;
     let config: TunnelConfig;
-    let ws: WebSocket;
+    let ws: WsClient;
     try {
       config = readConfig(join(this.host.root, 'tunnel.json'));
-      ws = new WebSocket(tunnelWsUrl(config.url), { ...FAST_CLIENT, headers: { Authorization: `Bearer ${config.token}` }, handshakeTimeout: 10_000 });
+      ws = new WsClient(tunnelWsUrl(config.url), { headers: { Authorization: `Bearer ${config.token}` }, handshakeTimeout: 10_000 });
     } catch (e) {
       this.log(`tunnel: ${(e as Error).message}; retrying later`);
       return this.schedule(NO_CONFIG_DELAY);
@@ -156,14 +156,10 @@ class Connection {
   private readonly mux: Mux;
 
   constructor(
-    private readonly ws: WebSocket,
+    private readonly ws: WsClient,
     private readonly host: TunnelHost,
     events: ConnectionEvents,
   ) {
-    ws.on('unexpected-response', (_req, res) => {
-      this.refused = res.statusCode;
-      ws.terminate();
-    });
     ws.on('open', () => {
       this.opened = true;
       events.opened();
@@ -173,18 +169,18 @@ class Connection {
     });
     this.mux = new Mux({
       json: (m) => this.send(m as DaemonMessage),
-      binary: (frame) => ws.readyState === WebSocket.OPEN && ws.send(frame, { binary: true }),
+      binary: (frame) => ws.send(frame),
     });
-    ws.on('message', (data: Buffer, isBinary) => (isBinary ? this.mux.onBinary(data) : this.receive(String(data), events)));
+    ws.on('message', (data, binary) => (binary ? this.mux.onBinary(data) : this.receive(String(data), events)));
     ws.on('pong', () => (this.ponged = true));
-    ws.on('error', (e) => (this.failure ??= e.message));
-    ws.on('close', (code) => {
+    ws.on('close', (_code, why) => {
+      this.refused = ws.refused;
       this.dispose();
-      events.closed(this, this.refused ? `HTTP ${this.refused}` : (this.failure ?? `code ${code}`));
+      events.closed(this, this.failure ?? why);
     });
     // A connection can die without a close (NAT timeout, suspended host): no pong since the last ping means dead.
     this.heartbeat = setInterval(() => {
-      if (ws.readyState !== WebSocket.OPEN) return;
+      if (!ws.open) return;
       if (!this.ponged) {
         this.failure ??= 'no pong';
         return ws.terminate();
@@ -199,7 +195,7 @@ class Connection {
   }
 
   close(): Promise<void> {
-    if (this.ws.readyState === WebSocket.CLOSED) return Promise.resolve();
+    if (this.ws.state === 'closed') return Promise.resolve();
     return new Promise((resolve) => {
       this.ws.once('close', () => resolve());
       this.flush();
@@ -297,7 +293,7 @@ class Connection {
   }
 
   private send(m: DaemonMessage): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(m));
+    this.ws.send(JSON.stringify(m));
   }
 
   private stopFollowing(): void {
