@@ -277,7 +277,7 @@ export class Conversation {
 
 /** A turn failed if its last word was an error rather than a completion. */
 function lastTurnFailed(log: EventLog): boolean {
-  const recent = log.read(Math.max(1, log.lastSeq - 20)).reverse();
+  const recent = [...log.read(Math.max(1, log.lastSeq - 20))].reverse();
   const end = recent.find((e) => e.type === 'turn.completed' || e.type === 'error' || e.type === 'turn.interrupted' || e.type === 'message.sent');
   return end?.type === 'error' || (end?.type === 'turn.completed' && end.data.isError);
 }
