@@ -4,7 +4,8 @@
  *   - 3-turn conversation wall time, daemon vs direct: goal ≤ 1.1× (through the CLI, one process per command,
  *     and through the API from one client process)
  *   - event latency, daemon append → CLI follower (`logs --follow --json`): goal p99 < 20 ms
- *   - daemon idle RSS: goal ≤ 40 MB
+ *   - daemon idle RSS: goal ≤ 40 MB; printed beside the RSS of an idle node process that loads the same builtins,
+ *     in the same workspace (no Node daemon can go below it)
  * Run: `npm run build && node dist/bench/agent-turns.js [reps]` (needs the workspace image and a Docker engine).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -175,11 +176,22 @@ const latencyConv = cvm('new-chat', ws.id, '-m', 'warm up');
 await new Promise((r) => setTimeout(r, 3000));
 await measureLatency(latencyConv, 20); // ~120 events, so p99 is not just the slowest one
 await new Promise((r) => setTimeout(r, 2000));
-const daemonPid = spawnSync('docker', ['exec', `claude-vm-${ws.id}`, 'sh', '-c', "ps -o pid=,args= -u dev | grep 'main.js serve' | grep -v grep | awk '{print $1}'"], { encoding: 'utf8' }).stdout.trim();
+const inWorkspace = (script: string) => spawnSync('docker', ['exec', '-u', 'dev', `claude-vm-${ws.id}`, 'sh', '-c', script], { encoding: 'utf8' }).stdout.trim();
+const smapsOf = (pid: string) => Object.fromEntries(inWorkspace(`cat /proc/${pid}/smaps_rollup`)
+  .split('\n').map((l) => /^(\w+):\s+(\d+) kB/.exec(l)).filter((m): m is RegExpExecArray => !!m).map((m) => [m[1]!, Number(m[2])]));
+const daemonPid = inWorkspace("ps -o pid=,args= -u dev | grep 'main.js serve' | grep -v grep | awk '{print $1}'");
 // RSS counts the pages of the node binary the daemon touched, which every Node process in the workspace (the
 // agents too) shares; the private part is what the daemon itself costs.
-const memory = Object.fromEntries(spawnSync('docker', ['exec', `claude-vm-${ws.id}`, 'cat', `/proc/${daemonPid}/smaps_rollup`], { encoding: 'utf8' }).stdout
-  .split('\n').map((l) => /^(\w+):\s+(\d+) kB/.exec(l)).filter((m): m is RegExpExecArray => !!m).map((m) => [m[1]!, Number(m[2])]));
+const memory = smapsOf(daemonPid);
+// The floor under any Node daemon, measured in the same workspace: a node process that loads the builtins this
+// daemon needs (processes, sockets, lines, hashes, files) and does nothing.
+const floorScript = "for (const m of ['node:net', 'node:child_process', 'node:readline', 'node:crypto', 'node:stream', 'node:fs/promises', 'node:os', 'node:url']) require(m); require('node:crypto').createHash('sha256').update('').digest(); setInterval(() => {}, 1e6)";
+const floorPid = inWorkspace(`node -e "${floorScript}" >/dev/null 2>&1 & p=$!; sleep 2; echo $p`);
+const floor = smapsOf(floorPid);
+const emptyPid = inWorkspace(`node -e "setInterval(() => {}, 1e6)" >/dev/null 2>&1 & p=$!; sleep 2; echo $p`);
+const empty = smapsOf(emptyPid);
+inWorkspace(`kill ${floorPid} ${emptyPid}`);
+const nodeVersion = inWorkspace('node --version');
 const rss = memory.Rss ?? 0;
 const privateKb = (memory.Private_Clean ?? 0) + (memory.Private_Dirty ?? 0);
 
@@ -190,7 +202,9 @@ console.log(`  via daemon, all three queued at once    ${median(queuedTimes).toF
 console.log(`  via daemon, the API from one client       ${median(apiTimes).toFixed(0)} ms  ratio ${(median(apiTimes) / median(directTimes)).toFixed(2)}x  goal ≤ 1.1x`);
 console.log(`  the daemon's own share (its log: first message sent → third turn done)  ${median(daemonSideTimes).toFixed(0)} ms  ratio ${(median(daemonSideTimes) / median(directTimes)).toFixed(2)}x`);
 console.log(`event latency (daemon → CLI follower, ${latencies.length} events)  p50 ${pct(latencies, 50)} ms  p99 ${pct(latencies, 99)} ms  goal p99 < 20 ms`);
-console.log(`daemon idle RSS ${(rss / 1024).toFixed(1)} MB  goal ≤ 40 MB  (private ${(privateKb / 1024).toFixed(1)} MB, proportional share ${((memory.Pss ?? 0) / 1024).toFixed(1)} MB)`);
+const mbOf = (kb: number | undefined) => ((kb ?? 0) / 1024).toFixed(1);
+console.log(`daemon idle RSS ${mbOf(rss)} MB  goal ≤ 40 MB  (private ${mbOf(privateKb)} MB, proportional share ${mbOf(memory.Pss)} MB)`);
+console.log(`  node ${nodeVersion} in the same workspace: empty ${mbOf(empty.Rss)} MB; with the daemon's builtins ${mbOf(floor.Rss)} MB, so the daemon's own share is ${mbOf(rss - (floor.Rss ?? 0))} MB (${(rss / (floor.Rss ?? 1)).toFixed(2)}× that floor)`);
 cvm('workspace', 'delete', ws.id, '--purge', '-y');
 await model.close();
 process.exit(0);

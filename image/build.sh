@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the workspace image. `claude-vm image build` calls this.
 #   bash image/build.sh [--offline] [--tag T] [--agents "claude codex …"] [--ca-bundle FILE] [--force]
-# Without --offline: a plain `docker build` of image/Dockerfile (needs a registry for node:20-bookworm-slim).
+# Without --offline: a plain `docker build` of image/Dockerfile (needs a registry for node:24-bookworm-slim).
 # With --offline: image/build-offline.sh (debootstrap base from your apt mirror, no registry needed).
 set -Eeuo pipefail
 IMAGE_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -10,13 +10,13 @@ import { createHash } from 'node:crypto';
 import { closeSync, fchmodSync, futimesSync, lstatSync, openSync, rmSync, promises as fs, readdirSync, readFileSync, writeSync, type Stats } from 'node:fs';
 import { posix } from 'node:path';
 import { promisify } from 'node:util';
-import { brotliCompress, brotliCompressSync, brotliDecompress, brotliDecompressSync, constants as zlib } from 'node:zlib';
+import * as zlib from 'node:zlib';
 import type { Readable, Writable } from 'node:stream';
 
 /** Files are cut into pieces of this size; a piece is the unit of deduplication. */
 export const CHUNK_SIZE = 1 << 20;
 export const FRAME = { header: 1, chunk: 2, file: 3, progress: 4, warning: 5, end: 6 } as const;
-export const CODEC = { raw: 0, brotli: 1 } as const;
+export const CODEC = { raw: 0, brotli: 1, zstd: 2 } as const;
 
 /** One path in a snapshot, relative to the workspace root. Short keys: a manifest can list 100,000 of them. */
 export interface FileEntry {
@@ -140,15 +140,79 @@ export function ignoreRules(patterns: string[], base: string): (rel: string) => 
 
 // --- create ---------------------------------------------------------------------------------------------------------
 
-const compress = promisify(brotliCompress);
-const decompress = promisify(brotliDecompress);
 /** Below this, (de)compression runs inline: cheaper than a trip to the thread pool. */
 const SMALL = 64 << 10;
-const brotliFor = (size: number) => ({ chunkSize: Math.max(16 << 10, size), params: { [zlib.BROTLI_PARAM_QUALITY]: 1, [zlib.BROTLI_PARAM_SIZE_HINT]: size } });
+
+type Convert = (data: Buffer, options?: object) => Buffer;
+type ConvertAsync = (data: Buffer, options: object, done: (e: Error | null, out: Buffer) => void) => void;
+/** zlib's zstd (Node 22.15 and later; the workspace image has it). @types/node 20 does not know it yet. */
+const zstd = (zlib as unknown as { zstdCompressSync?: Convert }).zstdCompressSync
+  ? (zlib as unknown as Record<'zstdCompressSync' | 'zstdDecompressSync', Convert> & Record<'zstdCompress' | 'zstdDecompress', ConvertAsync>)
+  : undefined;
+
+/**
+ * What new chunks are compressed with: zstd where this Node has it (it decompresses about three times as fast as
+ * Brotli, which is what a restore waits for), Brotli otherwise. Level 1 of either: a snapshot is taken often and
+ * read rarely, and higher levels cost far more time than they save space on source trees.
+ */
+const packer = zstd
+  ? {
+      codec: CODEC.zstd,
+      sync: (data: Buffer) => zstd.zstdCompressSync(data, { params: { [ZSTD_LEVEL]: 1 } }),
+      async: promisify((data: Buffer, done: (e: Error | null, out: Buffer) => void) => zstd.zstdCompress(data, { params: { [ZSTD_LEVEL]: 1 } }, done)),
+    }
+  : {
+      codec: CODEC.brotli,
+      sync: (data: Buffer) => zlib.brotliCompressSync(data, brotliFor(data.length)),
+      async: promisify((data: Buffer, done: (e: Error | null, out: Buffer) => void) => zlib.brotliCompress(data, brotliFor(data.length), done)),
+    };
+function brotliFor(size: number): zlib.BrotliOptions {
+  return { chunkSize: Math.max(16 << 10, size), params: { [zlib.constants.BROTLI_PARAM_QUALITY]: 1, [zlib.constants.BROTLI_PARAM_SIZE_HINT]: size } };
+}
+/** ZSTD_c_compressionLevel, from zstd.h (zlib.constants has it only where zstd is). */
+const ZSTD_LEVEL = 100;
 /** Output buffers of a whole chunk: one trip back from the thread pool per chunk, not one per 16 KiB. */
 const UNPACK = { chunkSize: CHUNK_SIZE };
+const brotliDecompress = promisify((data: Buffer, done: (e: Error | null, out: Buffer) => void) => zlib.brotliDecompress(data, UNPACK, done));
+const zstdDecompress = zstd && promisify((data: Buffer, done: (e: Error | null, out: Buffer) => void) => zstd.zstdDecompress(data, UNPACK, done));
+
+/**
+ * Where this Node has no zstd (below 22.15: a host running the local provider, an older image), the control plane
+ * puts a JavaScript decoder (fzstd) in front of the restore script as this global: slower, but every snapshot
+ * restores everywhere.
+ */
+const ZSTD_FALLBACK = 'claudeVmZstdDecoder';
+export interface ZstdFallback {
+  decompress(data: Uint8Array): Uint8Array;
+}
+function zstdFallback(data: Buffer): Buffer {
+  const decoder = (globalThis as Record<string, unknown>)[ZSTD_FALLBACK] as ZstdFallback | undefined;
+  if (!decoder) throw new Error(`this snapshot is compressed with zstd, which this Node (${process.version}) cannot read`);
+  const out = decoder.decompress(data);
+  return Buffer.from(out.buffer, out.byteOffset, out.length);
+}
+
+/** A chunk's bytes as they were in the file. */
+function unpack(codec: number, data: Buffer): Buffer {
+  if (codec === CODEC.raw) return data;
+  if (codec === CODEC.brotli) return zlib.brotliDecompressSync(data);
+  if (codec === CODEC.zstd) return zstd ? zstd.zstdDecompressSync(data) : zstdFallback(data);
+  throw new Error(`unknown chunk codec ${codec}: the snapshot was made by a newer claude-vm`);
+}
+/** The same on the thread pool, where zlib has the codec. */
+async function unpackAsync(codec: number, data: Buffer): Promise<Buffer> {
+  if (codec === CODEC.brotli) return brotliDecompress(data);
+  if (codec === CODEC.zstd && zstdDecompress) return zstdDecompress(data);
+  return unpack(codec, data);
+}
+
+/** The restore script's prelude that defines the fallback, from fzstd's CommonJS build. */
+export function zstdFallbackPrelude(fzstdSource: string): string {
+  return `globalThis.${ZSTD_FALLBACK} = (() => { const module = { exports: {} }; const exports = module.exports;\n${fzstdSource}\nreturn module.exports; })();\n`;
+}
+
 /** Already-compressed data (images, archives, git packs) is stored as it is. */
-const pack = (raw: Buffer, packed: Buffer): [number, Buffer] => (packed.length < raw.length * 0.95 ? [CODEC.brotli, packed] : [CODEC.raw, raw]);
+const pack = (raw: Buffer, packed: Buffer): [number, Buffer] => (packed.length < raw.length * 0.95 ? [packer.codec, packed] : [CODEC.raw, raw]);
 
 /** At most `n` tasks at once; compression runs on libuv's thread pool, so this is real parallelism. */
 function limiter(n: number): <T>(task: () => Promise<T>) => Promise<T> {
@@ -241,14 +305,14 @@ export async function createSnapshot(h: CreateHeader, out: Writable): Promise<Sn
     known.add(hash);
     totals.newBytes += data.length;
     if (data.length < SMALL) {
-      await w.write(FRAME.chunk, chunkPayload(hash, ...pack(data, data.length > 64 ? brotliCompressSync(data, brotliFor(data.length)) : data)));
+      await w.write(FRAME.chunk, chunkPayload(hash, ...pack(data, data.length > 64 ? packer.sync(data) : data)));
     } else {
       const job = await compressing.start(async () => {
         // A sample first: media, archives and binaries do not compress, and trying on a whole chunk is the slowest
         // thing a snapshot could do with them.
         const sample = data.subarray(0, SMALL);
-        const worth = brotliCompressSync(sample, brotliFor(sample.length)).length < sample.length * 0.9;
-        await w.write(FRAME.chunk, chunkPayload(hash, ...(worth ? pack(data, await compress(data, brotliFor(data.length))) : ([CODEC.raw, data] as [number, Buffer]))));
+        const worth = packer.sync(sample).length < sample.length * 0.9;
+        await w.write(FRAME.chunk, chunkPayload(hash, ...(worth ? pack(data, await packer.async(data)) : ([CODEC.raw, data] as [number, Buffer]))));
       });
       pending.push(job.done);
     }
@@ -432,7 +496,7 @@ export async function restoreSnapshot(input: Readable, out: Writable): Promise<{
     // file is never taken for a restored one. Small files are written with blocking calls (see snapshotFile).
     if ((e.c?.length ?? 0) <= 1 && e.s < SMALL) {
       const c = e.c?.length ? parseChunk((await next()).payload) : undefined;
-      const data = !c ? Buffer.alloc(0) : c.codec === CODEC.brotli ? brotliDecompressSync(c.data) : c.data;
+      const data = c ? unpack(c.codec, c.data) : Buffer.alloc(0);
       if (c && (c.hash !== e.c![0] || createHash('sha256').update(data).digest('hex') !== c.hash)) throw new Error(`checksum mismatch in ${e.p}: the snapshot is damaged`);
       const fd = openForRestore(path);
       try {
@@ -452,7 +516,7 @@ export async function restoreSnapshot(input: Readable, out: Writable): Promise<{
     for (const [i, expected] of (e.c ?? []).entries()) {
       const c = parseChunk((await next()).payload);
       const write = async () => {
-        const data = c.codec === CODEC.brotli ? await decompress(c.data, UNPACK) : c.data;
+        const data = await unpackAsync(c.codec, c.data);
         if (c.hash !== expected || createHash('sha256').update(data).digest('hex') !== expected) {
           throw new Error(`checksum mismatch in ${e.p}: the snapshot is damaged`);
         }

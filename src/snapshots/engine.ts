@@ -8,11 +8,12 @@
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { PassThrough } from 'node:stream';
 import { UserError } from '../protocol/errors.js';
 import type { ProgressFn, SnapshotInfo, SnapshotReason } from '../protocol/types.js';
 import type { Provider, ResourceRefs } from '../providers/provider.js';
-import { FRAME, chunkHead, frame, parseChunk, readFrames, type CreateHeader, type FileEntry, type SnapshotTotals } from './agent.js';
+import { FRAME, chunkHead, frame, parseChunk, readFrames, zstdFallbackPrelude, type CreateHeader, type FileEntry, type SnapshotTotals } from './agent.js';
 import type { ObjectStore } from './store.js';
 
 const PACK_SIZE = 16 << 20;
@@ -54,7 +55,13 @@ export interface SnapshotOptions {
 }
 
 let agentSource: string | undefined;
-const agentCode = () => (agentSource ??= readFileSync(new URL('./agent.js', import.meta.url), 'utf8'));
+let restoreSource: string | undefined;
+/** The script sent into the workspace; a restore's carries a zstd decoder for a Node that has none (see agent.ts). */
+function agentCode(mode: 'create' | 'restore'): string {
+  agentSource ??= readFileSync(new URL('./agent.js', import.meta.url), 'utf8');
+  if (mode === 'create') return agentSource;
+  return (restoreSource ??= zstdFallbackPrelude(readFileSync(createRequire(import.meta.url).resolve('fzstd'), 'utf8')) + agentSource);
+}
 
 export class SnapshotStore {
   private readonly locks = new Map<string, Promise<unknown>>();
@@ -280,7 +287,7 @@ export class SnapshotStore {
     const stderr = new PassThrough();
     stderr.on('data', (d: Buffer) => (errors = (errors + d.toString()).slice(-4000)));
     const h = await t.provider.exec(t.refs, {
-      argv: ['node', '--input-type=module', '-e', agentCode()],
+      argv: ['node', '--input-type=module', '-e', agentCode(mode)],
       env: { CLAUDE_VM_SNAPSHOT_AGENT: mode },
       stdin,
       stdout,

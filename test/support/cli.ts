@@ -12,7 +12,7 @@ export const BIN = join(REPO, 'bin', 'claude-vm.js');
 /** The workspace image the suite shares; scripts/run-tests.mjs builds it once per run. */
 export const IMAGE = process.env.CLAUDE_VM_TEST_IMAGE || 'claude-vm/workspace:latest';
 /** A small foreign image (no claude-vm label) to exercise the bootstrap path. */
-export const FOREIGN_IMAGE = process.env.CLAUDE_VM_TEST_FOREIGN_IMAGE || 'claude-vm/base:bookworm-node20';
+export const FOREIGN_IMAGE = process.env.CLAUDE_VM_TEST_FOREIGN_IMAGE || 'claude-vm/base:bookworm-node24';
 
 export interface CliResult {
   code: number;

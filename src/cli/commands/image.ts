@@ -23,7 +23,7 @@ export function imageDir(): string {
 export function imageCommands(program: Command, _ctx: Context): void {
   const image = program.command('image').description('Build the workspace image');
   runsOffline(image.command('build'))
-    .description('Build the workspace image (Node 20, git, tmux and the agent CLIs)')
+    .description('Build the workspace image (Node 24, git, tmux and the agent CLIs)')
     .option('--offline', 'build without a container registry: debootstrap a Debian base from your apt mirror')
     .option('--tag <tag>', 'image tag', DEFAULT_IMAGE)
     .option('--ca-bundle <file>', 'extra CA certificates to trust in the build and in workspaces (default: $NODE_EXTRA_CA_CERTS)')
