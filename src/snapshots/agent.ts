@@ -185,7 +185,7 @@ const zstdDecompress = zstd && promisify((data: Buffer, done: (e: Error | null, 
  * restores everywhere.
  */
 const ZSTD_FALLBACK = 'claudeVmZstdDecoder';
-export interface ZstdFallback {
+interface ZstdFallback {
   decompress(data: Uint8Array): Uint8Array;
 }
 function zstdFallback(data: Buffer): Buffer {
